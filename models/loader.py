@@ -1,0 +1,119 @@
+"""Load everything a card describes: tokenizer, backbone, pooling head, engines per device."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.backbone import Backbone, load_backbone
+from models.card import ModelCard
+from models.devices import resolve_dtype
+from models.engines.base import Engine
+from models.engines.torch_engine import TorchEngine
+from models.errors import CardError
+from models.latent_attention import load_latent_attention
+from models.pooling import Pooler, token_pooler
+from models.sources import resolve_source
+from models.tokenization import InputTokenizer
+
+log = logging.getLogger(__name__)
+
+
+def _quiet_transformers() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+@dataclass
+class LoadedModel:
+    card: ModelCard
+    folder: Path
+    tokenizer: InputTokenizer
+    backbone: Backbone
+    pooler: Pooler
+    dtype: torch.dtype
+
+    @property
+    def dimensions(self) -> int:
+        return self.backbone.hidden_size
+
+    @property
+    def max_tokens(self) -> int:
+        return self.tokenizer.max_tokens
+
+    def allowed_dimensions(self) -> tuple[int, ...] | None:
+        """Matryoshka sizes the model was trained for; None means any size 1..full."""
+        dims = self.card.matryoshka_dims
+        return None if dims == "any" else tuple(d for d in dims if d <= self.dimensions)
+
+    def create_engines(self, devices: list[torch.device]) -> list[Engine]:
+        return [
+            TorchEngine(
+                self.backbone,
+                self.pooler,
+                device=device,
+                pad_id=self.tokenizer.pad_id,
+                padding_side=self.card.padding_side,
+            )
+            for device in devices
+        ]
+
+    def describe(self) -> dict[str, Any]:
+        """Facts clients may rely on, published in /v1/models."""
+        causal = self.backbone.attention == "causal"
+        return {
+            "dimensions": self.dimensions,
+            "matryoshka_dimensions": list(self.allowed_dimensions() or []) or "any",
+            "max_tokens": self.max_tokens,
+            "attention": self.backbone.attention,
+            "pooling": self.card.pooling,
+            "layer": self.card.layer,
+            "normalize": self.card.normalize,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "prompts": sorted(self.card.prompts),
+            "default_prompt": self.card.default_prompt,
+            "accepts_instruction": self.card.instruction_template is not None,
+            "late_chunking_context": "preceding text only" if causal else "whole document",
+        }
+
+
+def load_model(card: ModelCard, *, device: torch.device, dtype_override: str | None = None) -> LoadedModel:
+    _quiet_transformers()
+    folder = resolve_source(card.source, card.revision)
+    dtype = resolve_dtype(dtype_override or card.dtype, device)  # type: ignore[arg-type]
+    log.info("loading %s from %s as %s", card.name, folder, dtype)
+    try:
+        tokenizer = InputTokenizer.from_folder(
+            folder, gguf_file=card.gguf_file, max_tokens=card.max_tokens, append_eos=card.append_eos
+        )
+    except ValueError as exc:
+        raise CardError(f"{card.name}: {exc}", key="append_eos" if "EOS" in str(exc) else "max_tokens") from None
+    backbone = load_backbone(folder, card, dtype)
+    if backbone.max_positions is not None and tokenizer.max_tokens > backbone.max_positions:
+        if card.max_tokens is not None:
+            raise CardError(
+                f"{card.name}: max_tokens {card.max_tokens} exceeds the model's {backbone.max_positions} positions",
+                key="max_tokens",
+            )
+        tokenizer.max_tokens = backbone.max_positions
+    _check_matryoshka(card, backbone.hidden_size)
+    pooler: Pooler
+    if card.pooling == "latent_attention":
+        assert card.latent_attention is not None
+        pooler = load_latent_attention(folder, card.latent_attention, backbone.hidden_size)
+    else:
+        pooler = token_pooler(card.pooling)
+    return LoadedModel(card=card, folder=folder, tokenizer=tokenizer, backbone=backbone, pooler=pooler, dtype=dtype)
+
+
+def _check_matryoshka(card: ModelCard, hidden: int) -> None:
+    if card.matryoshka_dims != "any" and max(card.matryoshka_dims) > hidden:
+        raise CardError(
+            f"{card.name}: matryoshka_dims {list(card.matryoshka_dims)} exceed the model's {hidden} dimensions",
+            key="matryoshka_dims",
+        )

@@ -1,0 +1,101 @@
+"""Server state and its life: resolve cards, load and warm every model, serve, drain, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from models.card import ModelCard, with_overrides
+from models.catalog import find_card
+from models.devices import replica_devices
+from models.loader import load_model
+from server.auth import ApiKeyCheck
+from server.embedding_service import EmbeddingService
+from server.errors import NotReadyError
+from server.metrics import Metrics
+from server.model_runtime import ModelRuntime
+from server.registry import ModelRegistry
+from server.settings import ServerSettings
+from server.token_ids import TokenIdPolicy
+
+log = logging.getLogger(__name__)
+
+
+def resolve_cards(settings: ServerSettings) -> list[ModelCard]:
+    """Every --model as a validated card with the CLI overrides applied (raises CardError)."""
+    cards = []
+    for spec in settings.model:
+        card = with_overrides(
+            find_card(spec),
+            pooling=settings.pooling,
+            attention=settings.attention,
+            layer=settings.layer,
+            normalize=settings.normalize,
+            engine=settings.engine,
+        )
+        if settings.served_model_name:
+            name, *aliases = settings.served_model_name
+            card = with_overrides(card, name=name, aliases=tuple(aliases))
+        cards.append(card)
+    return cards
+
+
+class ServerState:
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.registry = ModelRegistry()
+        self.check_api_key = ApiKeyCheck(settings.api_key)
+        self.token_ids = TokenIdPolicy(settings.token_ids)
+        self.embeddings = EmbeddingService(self.registry, settings)
+        self.ready = False
+        self.stopping = False
+        self.started_at = int(time.time())
+
+    def require_ready(self) -> None:
+        if self.stopping:
+            raise NotReadyError("the server is shutting down")
+        if not self.ready:
+            raise NotReadyError("the model is still loading; retry shortly")
+
+    async def load(self, cards: list[ModelCard], on_fatal: Callable[[BaseException], None] | None = None) -> None:
+        """Load, warm and start every model, then report ready. A failure is fatal."""
+        try:
+            loop = asyncio.get_running_loop()
+            devices = replica_devices(self.settings.device, self.settings.workers)
+            for card in cards:
+                loaded = await asyncio.to_thread(
+                    load_model, card, device=devices[0], dtype_override=self.settings.dtype
+                )
+                engines = await asyncio.to_thread(loaded.create_engines, devices)
+                runtime = ModelRuntime(
+                    loaded,
+                    engines,
+                    names=card.served_names,
+                    settings=self.settings,
+                    token_ids=self.token_ids,
+                    metrics=self.metrics,
+                    loop=loop,
+                )
+                await asyncio.to_thread(runtime.warm_up)
+                runtime.start()
+                self.registry.add(runtime)
+                log.info("serving %s as %s on %s", card.name, ", ".join(card.served_names),
+                         ", ".join(map(str, devices)))  # fmt: skip
+            self.ready = True
+            log.info("ready")
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            log.critical("start-up failed: %s", exc, exc_info=not isinstance(exc, ValueError))
+            if on_fatal is not None:
+                on_fatal(exc)
+            raise
+
+    async def drain_and_stop(self) -> None:
+        """Refuse new work, finish what is queued, stop the workers."""
+        self.stopping = True
+        for runtime in self.registry.runtimes:
+            await asyncio.to_thread(runtime.drain_and_stop)

@@ -1,0 +1,60 @@
+"""Prometheus metrics: one registry per app, one histogram per pipeline stage (as TEI does)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+# 0.5 ms .. 10 s: resolves cache hits and single short inputs as well as long batches.
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075,
+    0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+BATCH_TOKEN_BUCKETS = (16, 64, 256, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.request_duration = Histogram(
+            "embed_request_duration_seconds", "Time from request received to response ready.",
+            ["endpoint", "model"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.tokenization_duration = Histogram(
+            "embed_tokenization_duration_seconds", "Time to tokenize one request's inputs.",
+            ["model"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.queue_duration = Histogram(
+            "embed_queue_duration_seconds", "Time an input waited in the queue before its batch ran.",
+            ["model"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.inference_duration = Histogram(
+            "embed_inference_duration_seconds", "Forward pass and pooling time of one batch.",
+            ["model"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.batch_size = Histogram(
+            "embed_batch_size", "Inputs per batch.", ["model"], buckets=BATCH_SIZE_BUCKETS, registry=r
+        )
+        self.batch_tokens = Histogram(
+            "embed_batch_tokens", "Padded tokens per batch (longest input x inputs).",
+            ["model"], buckets=BATCH_TOKEN_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.queue_depth = Gauge("embed_queue_depth", "Inputs waiting in the queue.", ["model"], registry=r)
+        self.queue_tokens = Gauge("embed_queue_tokens", "Tokens waiting in the queue.", ["model"], registry=r)
+        self.inputs = Counter("embed_inputs", "Inputs embedded.", ["model"], registry=r)
+        self.tokens = Counter("embed_tokens", "Tokens processed by the model.", ["model"], registry=r)
+        self.requests = Counter("embed_requests", "Requests answered.", ["endpoint", "status"], registry=r)
+        self.errors = Counter("embed_errors", "Error responses by type.", ["type", "code", "status"], registry=r)
+
+    def watch_queue(self, model: str, depth: Callable[[], float], tokens: Callable[[], float]) -> None:
+        self.queue_depth.labels(model).set_function(depth)
+        self.queue_tokens.labels(model).set_function(tokens)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,147 @@
+"""One served model at run time: its tokenizer thread, input queue, worker pool and limits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from models.engines.base import Engine, EngineInput
+from models.loader import LoadedModel
+from models.tokenization import TokenizedInput, Truncation
+from server.errors import InvalidRequestError, NotReadyError, OverloadedError
+from server.metrics import Metrics
+from server.protocol import Inputs, TokenInputs
+from server.scheduling.batch_queue import BatchQueue, QueueClosedError
+from server.scheduling.pending import PendingRequest, QueuedInput
+from server.scheduling.worker_pool import WorkerPool
+from server.settings import ServerSettings
+from server.token_ids import TokenIdPolicy
+
+
+class ClientDisconnectedError(Exception):
+    """The client went away; its queued inputs were dropped."""
+
+
+class ModelRuntime:
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        engines: Sequence[Engine],
+        *,
+        names: tuple[str, ...],
+        settings: ServerSettings,
+        token_ids: TokenIdPolicy,
+        metrics: Metrics,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.loaded = loaded
+        self.card = loaded.card
+        self.name = names[0]
+        self.names = names
+        self._token_ids = token_ids
+        self._metrics = metrics
+        if settings.max_batch_tokens < loaded.max_tokens:
+            raise ValueError(
+                f"--max-batch-tokens {settings.max_batch_tokens} is below {self.name}'s input limit of "
+                f"{loaded.max_tokens} tokens: its longest inputs could never be batched"
+            )
+        self.queue = BatchQueue(
+            max_batch_tokens=settings.max_batch_tokens,
+            max_batch_size=settings.max_batch_size,
+            max_queue_tokens=settings.max_queue_tokens,
+        )
+        self._engines = list(engines)
+        self._pool = WorkerPool(
+            self.name, engines, self.queue, loop=loop, metrics=metrics, batch_wait_s=settings.batch_wait_ms / 1000
+        )
+        self._tokenizer_thread = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-tokenizer")
+        metrics.watch_queue(self.name, lambda: self.queue.queued_inputs, lambda: self.queue.queued_tokens)
+
+    def warm_up(self) -> None:
+        """One forward pass per replica, so the first request does not pay for lazy initialisation."""
+        probe = self.loaded.tokenizer.encode_texts(["warm-up"])[0]
+        for engine in self._engines:
+            engine.run(engine.prepare([EngineInput(probe.ids, probe.prompt_tokens)]))
+
+    def start(self) -> None:
+        self._pool.start()
+
+    def drain_and_stop(self) -> None:
+        """Blocking: finish queued work, then stop. Call off the event loop."""
+        self._pool.drain_and_stop()
+        self._tokenizer_thread.shutdown(wait=True)
+
+    # -- request path --------------------------------------------------------------
+
+    def check_capacity(self) -> None:
+        """Cheap refusal before any work when the queue is already full."""
+        if self.queue.is_full():
+            raise OverloadedError(
+                f"model {self.name!r} has {self.queue.queued_tokens} tokens queued (limit "
+                f"{self.queue.max_queue_tokens}); retry later"
+            )
+
+    async def tokenize(self, inputs: Inputs, *, prompt: str | None, truncation: Truncation) -> list[TokenizedInput]:
+        if isinstance(inputs, TokenInputs):
+            self._token_ids.check_allowed()
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        tokenized = await loop.run_in_executor(self._tokenizer_thread, self._tokenize, inputs, prompt, truncation)
+        self._metrics.tokenization_duration.labels(self.name).observe(time.perf_counter() - started)
+        return tokenized
+
+    def _tokenize(self, inputs: Inputs, prompt: str | None, truncation: Truncation) -> list[TokenizedInput]:
+        tokenizer = self.loaded.tokenizer
+        if isinstance(inputs, TokenInputs):
+            if self._token_ids.mode == "native":
+                return tokenizer.encode_token_ids(inputs.ids, prompt=prompt, truncation=truncation)
+            texts = self._token_ids.decode(inputs.ids)
+        else:
+            texts = inputs.texts
+        return tokenizer.encode_texts(texts, prompt=prompt, truncation=truncation)
+
+    async def compute(self, payloads: Sequence[EngineInput], abandon: Awaitable[Any] | None = None) -> list[Any]:
+        """Queue `payloads` as one unit and wait for one result per payload, in order.
+
+        `abandon` resolves when nobody waits any more (client disconnected): the inputs still
+        queued are dropped before they cost compute.
+        """
+        tokens = [len(payload.ids) for payload in payloads]
+        total = sum(tokens)
+        if total > self.queue.max_queue_tokens:
+            raise InvalidRequestError(
+                f"the request has {total} tokens; model {self.name!r} queues at most {self.queue.max_queue_tokens} "
+                "tokens: split it into smaller requests",
+                param="input",
+            )
+        pending = PendingRequest(asyncio.get_running_loop(), len(payloads))
+        items = [QueuedInput(payload, pending, slot, n) for slot, (payload, n) in enumerate(zip(payloads, tokens))]
+        try:
+            accepted = self.queue.put(items)
+        except QueueClosedError:
+            raise NotReadyError(f"model {self.name!r} is shutting down") from None
+        if not accepted:
+            raise OverloadedError(f"model {self.name!r} queue is full ({self.queue.queued_tokens} tokens); retry later")
+        try:
+            if abandon is None:
+                results = await pending.future
+            else:
+                done, _ = await asyncio.wait((pending.future, abandon), return_when=asyncio.FIRST_COMPLETED)
+                if pending.future not in done:
+                    raise ClientDisconnectedError
+                results = pending.future.result()
+        except BaseException:
+            pending.cancelled = True
+            self.queue.discard(items)
+            raise
+        self._metrics.inputs.labels(self.name).inc(len(payloads))
+        self._metrics.tokens.labels(self.name).inc(total)
+        return results
+
+    def stack(self, vectors: list[np.ndarray]) -> np.ndarray:
+        return np.stack(vectors) if vectors else np.zeros((0, self.loaded.dimensions), dtype=np.float32)

@@ -1,0 +1,173 @@
+"""Engine replicas fed from one BatchQueue.
+
+One former thread takes the next batch from the queue and prepares it (padding, pinned host
+tensors) while the replicas run; it holds exactly one prepared batch. A replica that picks
+it up first drops inputs cancelled meanwhile and tops it up with inputs that arrived since
+(re-preparing only if it changed), so prefetching never shrinks batches.
+
+Results go back to the event loop in one callback per batch. If a batch fails, it is split
+and retried so that one bad input fails alone; an error that persists reaches every waiter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+from models.engines.base import Engine, EngineInput, EngineOutput, PreparedBatch
+from models.errors import EngineError, ModelError
+from server.metrics import Metrics
+from server.scheduling.batch_queue import BatchQueue
+from server.scheduling.pending import QueuedInput
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+class _Handoff:
+    """The single prepared batch between the former and the replicas.
+
+    The former waits until it is empty before taking the next batch from the queue, so at
+    most one batch is ever held outside the queue and arrivals stay available for top-ups.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._entry: object | None = None
+
+    def wait_empty(self) -> None:
+        with self._changed:
+            while self._entry is not None:
+                self._changed.wait()
+
+    def put(self, entry: object) -> None:
+        with self._changed:
+            self._entry = entry
+            self._changed.notify_all()
+
+    def get(self) -> object:
+        with self._changed:
+            while self._entry is None:
+                self._changed.wait()
+            entry = self._entry
+            if entry is not _STOP:  # STOP stays for the other replicas
+                self._entry = None
+                self._changed.notify_all()
+            return entry
+
+
+class WorkerPool:
+    def __init__(
+        self,
+        model: str,
+        engines: Sequence[Engine],
+        batch_queue: BatchQueue,
+        *,
+        loop: asyncio.AbstractEventLoop,
+        metrics: Metrics,
+        batch_wait_s: float = 0.0,
+    ) -> None:
+        self._model = model
+        self._engines = list(engines)
+        self._queue = batch_queue
+        self._loop = loop
+        self._metrics = metrics
+        self._batch_wait_s = batch_wait_s
+        self._handoff = _Handoff()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        self._threads = [threading.Thread(target=self._form_batches, name=f"{self._model}-former", daemon=True)]
+        for index, engine in enumerate(self._engines):
+            name = f"{self._model}-replica{index}-{engine.device_label}"
+            self._threads.append(threading.Thread(target=self._replica, args=(engine,), name=name, daemon=True))
+        for thread in self._threads:
+            thread.start()
+
+    def drain_and_stop(self, timeout: float | None = None) -> None:
+        """Blocking: finish everything queued, then stop the threads. Call off the event loop."""
+        self._queue.close()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        for engine in self._engines:
+            engine.close()
+
+    # -- threads -------------------------------------------------------------------
+
+    def _form_batches(self) -> None:
+        prepare = self._engines[0].prepare
+        while True:
+            self._handoff.wait_empty()
+            items = self._queue.take(self._batch_wait_s)
+            if items is None:
+                break
+            try:
+                prepared = prepare(_payloads(items))
+            except Exception as exc:  # a preparation bug must not kill the pool
+                self._fail(items, exc)
+                continue
+            self._handoff.put((items, prepared))
+        self._handoff.wait_empty()
+        self._handoff.put(_STOP)
+
+    def _replica(self, engine: Engine) -> None:
+        while (entry := self._handoff.get()) is not _STOP:
+            items, prepared = entry  # type: ignore[misc]
+            batch = self._queue.top_up(items)
+            if not batch:
+                continue
+            if batch != items:
+                prepared = engine.prepare(_payloads(batch))
+            self._run(engine, batch, prepared)
+
+    def _run(self, engine: Engine, items: list[QueuedInput], prepared: PreparedBatch) -> None:
+        started = time.perf_counter()
+        try:
+            output = engine.run(prepared)
+        except Exception as exc:
+            if len(items) == 1:
+                self._fail(items, exc)
+                return
+            log.warning("%s: batch of %d failed (%s); retrying in halves", self._model, len(items), exc)
+            half = len(items) // 2
+            for part in (items[:half], items[half:]):
+                self._run(engine, part, engine.prepare(_payloads(part)))
+            return
+        self._observe(items, started, time.perf_counter() - started)
+        self._loop.call_soon_threadsafe(_deliver, items, output)
+
+    def _observe(self, items: list[QueuedInput], started: float, elapsed: float) -> None:
+        labels = (self._model,)
+        m = self._metrics
+        m.inference_duration.labels(*labels).observe(elapsed)
+        m.batch_size.labels(*labels).observe(len(items))
+        m.batch_tokens.labels(*labels).observe(len(items) * max(item.tokens for item in items))
+        queue_duration = m.queue_duration.labels(*labels)
+        for item in items:
+            queue_duration.observe(started - item.enqueued_at)
+
+    def _fail(self, items: list[QueuedInput], exc: Exception) -> None:
+        if not isinstance(exc, ModelError):
+            log.error("%s: forward pass failed on %s", self._model, threading.current_thread().name, exc_info=exc)
+            exc = EngineError(f"forward pass failed: {type(exc).__name__}")
+        self._loop.call_soon_threadsafe(_fail_all, items, exc)
+
+
+def _payloads(items: list[QueuedInput]) -> list[EngineInput]:
+    return [item.payload for item in items]
+
+
+def _deliver(items: list[QueuedInput], output: EngineOutput) -> None:
+    for row, item in enumerate(items):
+        value = output.token_states[row] if item.payload.token_states else output.pooled[row]
+        item.request.fulfil(item.slot, value)
+
+
+def _fail_all(items: list[QueuedInput], exc: Exception) -> None:
+    for item in items:
+        item.request.fail(exc)

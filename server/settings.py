@@ -1,0 +1,92 @@
+"""Server settings: one typed model, filled from CLI flags and EMBED_* environment variables.
+
+Nothing reads the environment at import time; `ServerSettings()` is built once by the CLI
+(or by tests) and passed down.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from models.card import Attention, DTypeName, EngineKind, PoolingMethod
+from models.catalog import DEFAULT_MODEL
+
+TokenIdMode = Literal["tiktoken", "native", "reject"]
+TruncationDefault = Literal["none", "end", "start"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+def _split_env_list(value: object) -> object:
+    # In the environment a list is comma-separated: EMBED_API_KEY="k1,k2".
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+StrList = Annotated[list[str], NoDecode, BeforeValidator(_split_env_list)]
+
+
+class ServerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EMBED_", extra="forbid", validate_default=True)
+
+    # Models
+    model: StrList = Field(
+        default_factory=lambda: [DEFAULT_MODEL],
+        description="Model to serve: a card file, a shipped card's name, or a model folder. Repeat for several.",
+    )
+    served_model_name: StrList = Field(
+        default_factory=list,
+        description="Names clients use in `model` (first is the main name, others are aliases). Single model only.",
+    )
+    engine: EngineKind | None = Field(None, description="Engine for every model (default: the card's, else torch).")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N. With cuda, worker i runs on cuda:i.")
+    dtype: DTypeName | None = Field(
+        None, description="Weights and activations dtype (default: the card's; auto = bf16 where native, else fp32)."
+    )
+    pooling: PoolingMethod | None = Field(None, description="Override the card's pooling method.")
+    attention: Attention | None = Field(None, description="Override the card's attention mode.")
+    layer: int | None = Field(None, description="Override the card's hidden layer to pool (-1 = last).")
+    normalize: bool | None = Field(None, description="Override the card's L2 normalisation.")
+
+    # Network
+    host: str = Field("127.0.0.1", description="Address to bind.")
+    port: int = Field(8000, ge=0, le=65535, description="Port to bind.")
+    api_key: StrList = Field(
+        default_factory=list, description="Accepted bearer key; repeat for several. None given: no authentication."
+    )
+    max_request_bytes: int = Field(32 << 20, ge=1024, description="Largest accepted request body (413 beyond).")
+
+    # Inputs
+    token_ids: TokenIdMode = Field(
+        "tiktoken",
+        description="Meaning of token-id inputs: tiktoken (OpenAI's cl100k_base ids, re-tokenized), "
+        "native (the model's own ids), reject (400).",
+    )
+    truncate: TruncationDefault = Field(
+        "none", description="Over-long inputs: none (400), end or start (cut that side). Requests may override."
+    )
+    max_inputs: int = Field(2048, ge=1, description="Most inputs in one request.")
+
+    # Scheduling
+    workers: int = Field(1, ge=1, description="Model replicas per model (one per GPU with --device cuda).")
+    max_batch_tokens: int = Field(16384, ge=1, description="Token budget of one batch, counting padding.")
+    max_batch_size: int = Field(256, ge=1, description="Most inputs in one batch.")
+    max_queue_tokens: int = Field(
+        1 << 20, ge=1, description="Tokens waiting per model beyond which requests get 429 at once."
+    )
+    batch_wait_ms: float = Field(
+        0.0, ge=0, description="How long an idle worker waits for a batch to fill once the first input is queued."
+    )
+    log_level: LogLevel = Field("info", description="Log level.")
+    access_log: bool = Field(False, description="Log one line per request (costs throughput).")
+
+    @model_validator(mode="after")
+    def _check(self) -> ServerSettings:
+        if self.served_model_name and len(self.model) > 1:
+            raise ValueError("--served-model-name applies to a single --model; give names in each model's card")
+        if not self.model:
+            raise ValueError("at least one --model is needed")
+        return self

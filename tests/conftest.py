@@ -1,0 +1,80 @@
+"""Session fixtures: real models, real servers on free ports, reference implementations."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.catalog import find_card
+from models.sources import resolve_source
+from server.settings import ServerSettings
+from tests.helpers import RunningServer, free_port
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    return resolve_source(find_card("all-MiniLM-L6-v2").source)
+
+
+@pytest.fixture(scope="session")
+def st_minilm(minilm_dir: Path):  # type: ignore[no-untyped-def]
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(minilm_dir), device="cpu", model_kwargs={"dtype": torch.float32})
+
+
+@pytest.fixture(scope="session")
+def stsb_test() -> list[tuple[str, str, float]]:
+    pairs = []
+    for line in (DATA / "stsb" / "sts-test.csv").read_text(encoding="utf-8").splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 7:
+            pairs.append((fields[5], fields[6], float(fields[4])))
+    return pairs
+
+
+class ServerFactory:
+    """Starts real uvicorn servers (one thread each) and stops them at the end of the session."""
+
+    def __init__(self) -> None:
+        self._servers: list[RunningServer] = []
+
+    def __call__(self, **overrides: object) -> RunningServer:
+        settings = ServerSettings(**{"dtype": "float32", "port": free_port(), **overrides})
+        server = RunningServer(settings)
+        self._servers.append(server)
+        return server
+
+    def close(self) -> None:
+        for server in self._servers:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def start_server() -> Iterator[ServerFactory]:
+    factory = ServerFactory()
+    yield factory
+    factory.close()
+
+
+@pytest.fixture(scope="session")
+def minilm_server(start_server: ServerFactory) -> RunningServer:
+    """The default model at float32 with default settings."""
+    return start_server()
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))

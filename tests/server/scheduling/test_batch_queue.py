@@ -1,0 +1,139 @@
+"""BatchQueue: admission, padded-token budget, length grouping, cancellation, blocking."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from models.engines.base import EngineInput
+from server.scheduling.batch_queue import BatchQueue, QueueClosedError
+from server.scheduling.pending import PendingRequest, QueuedInput
+
+
+@pytest.fixture
+def loop() -> asyncio.AbstractEventLoop:
+    return asyncio.new_event_loop()
+
+
+def items_of(loop: asyncio.AbstractEventLoop, *lengths: int) -> list[QueuedInput]:
+    request = PendingRequest(loop, len(lengths))
+    return [QueuedInput(EngineInput([1] * n), request, slot, n) for slot, n in enumerate(lengths)]
+
+
+def queue(**overrides: int) -> BatchQueue:
+    return BatchQueue(**{"max_batch_tokens": 1000, "max_batch_size": 100, "max_queue_tokens": 10_000, **overrides})
+
+
+def test_batch_holds_oldest_and_nearest_lengths_within_padded_budget(loop) -> None:  # type: ignore[no-untyped-def]
+    q = queue(max_batch_tokens=36)
+    for n in (10, 100, 11, 99, 12, 3):
+        q.put(items_of(loop, n))
+    batch = q.take()
+    assert [item.tokens for item in batch] == [10, 11, 12]  # 3 x 12 = 36 padded tokens
+    assert [item.tokens for item in q.take()] == [100]  # the oldest leads even when alone
+    assert [item.tokens for item in q.take()] == [99]
+    assert [item.tokens for item in q.take()] == [3]
+
+
+def test_oldest_input_always_leads(loop) -> None:  # type: ignore[no-untyped-def]
+    q = queue(max_batch_tokens=200)
+    for n in (100, 5, 6, 7):
+        q.put(items_of(loop, n))
+    assert [item.tokens for item in q.take()] == [100, 7]  # 2 x 100 fits, 3 x 100 does not
+    assert [item.tokens for item in q.take()] == [5, 6]
+
+
+def test_max_batch_size(loop) -> None:  # type: ignore[no-untyped-def]
+    q = queue(max_batch_size=4)
+    q.put(items_of(loop, *[5] * 10))
+    assert len(q.take()) == 4
+    assert q.queued_inputs == 6 and q.queued_tokens == 30
+
+
+def test_admission_is_all_or_nothing(loop) -> None:  # type: ignore[no-untyped-def]
+    q = queue(max_queue_tokens=100)
+    assert q.put(items_of(loop, 40, 40))
+    assert not q.put(items_of(loop, 10, 11))
+    assert q.queued_tokens == 80 and q.queued_inputs == 2
+    assert not q.is_full()
+    assert q.put(items_of(loop, 20))
+    assert q.is_full()
+
+
+def test_cancelled_inputs_are_never_taken(loop) -> None:  # type: ignore[no-untyped-def]
+    q = queue()
+    dropped = items_of(loop, 5, 5, 5)
+    kept = items_of(loop, 7)
+    q.put(dropped)
+    q.put(kept)
+    dropped[0].request.cancelled = True
+    q.discard(dropped)
+    assert q.queued_tokens == 7 and q.queued_inputs == 1
+    assert q.take() == kept
+
+
+def test_cancelled_without_discard_is_skipped(loop) -> None:  # type: ignore[no-untyped-def]
+    q = queue()
+    gone = items_of(loop, 5)
+    q.put(gone)
+    q.put(items_of(loop, 9))
+    gone[0].request.cancelled = True
+    assert [item.tokens for item in q.take()] == [9]
+    assert q.queued_tokens == 0
+
+
+def test_top_up_adds_arrivals_and_drops_cancelled(loop) -> None:  # type: ignore[no-untyped-def]
+    q = queue(max_batch_tokens=40)
+    first = items_of(loop, 10, 10)
+    q.put(first)
+    batch = q.take()
+    assert batch == first
+    late = items_of(loop, 10, 10, 10)
+    q.put(late)
+    first[0].request.cancelled = True
+    topped = q.top_up(batch)
+    assert topped == late  # the cancelled pair is gone, the arrivals fill the budget (3 x 10 <= 40)
+
+
+def test_take_blocks_until_put_and_close_releases(loop) -> None:  # type: ignore[no-untyped-def]
+    q = queue()
+    taken: list[object] = []
+    consumer = threading.Thread(target=lambda: taken.append(q.take()))
+    consumer.start()
+    time.sleep(0.05)
+    assert not taken
+    q.put(items_of(loop, 3))
+    consumer.join(timeout=5)
+    assert len(taken[0]) == 1
+    waiting = threading.Thread(target=lambda: taken.append(q.take()))
+    waiting.start()
+    q.close()
+    waiting.join(timeout=5)
+    assert taken[1] is None
+    with pytest.raises(QueueClosedError):
+        q.put(items_of(loop, 1))
+
+
+def test_close_drains_before_none(loop) -> None:  # type: ignore[no-untyped-def]
+    q = queue(max_batch_size=1)
+    q.put(items_of(loop, 1, 2))
+    q.close()
+    assert q.take() is not None and q.take() is not None
+    assert q.take() is None
+
+
+def test_batch_wait_collects_arrivals(loop) -> None:  # type: ignore[no-untyped-def]
+    q = queue(max_batch_size=3)
+    q.put(items_of(loop, 4))
+    threading.Timer(0.05, lambda: q.put(items_of(loop, 4, 4))).start()
+    started = time.perf_counter()
+    batch = q.take(wait_s=2.0)
+    assert len(batch) == 3  # woke as soon as the batch was full
+    assert time.perf_counter() - started < 1.0
+    q.put(items_of(loop, 4))
+    started = time.perf_counter()
+    assert len(q.take(wait_s=0.1)) == 1  # not full: waited the full 0.1 s
+    assert time.perf_counter() - started >= 0.09

@@ -47,6 +47,17 @@ class LatentAttentionConfig(BaseModel):
     )
 
 
+class BackboneLayout(BaseModel):
+    """Where a stock backbone sits inside a wrapper checkpoint that needs remote code
+    (NV-Embed: config.json["text_config"], tensors under "embedding_model.")."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    config_key: str = Field(description="Key of the backbone's config inside config.json.")
+    model_type: str | None = Field(None, description="Stock model_type to build (overrides the sub-config's).")
+    weights_prefix: str = Field(description="Key prefix of the backbone's tensors in the safetensors files.")
+
+
 class ModelCard(BaseModel):
     """Everything needed to serve one embedding model exactly as its authors computed it."""
 
@@ -78,6 +89,7 @@ class ModelCard(BaseModel):
     dtype: DTypeName = "auto"
     engine: EngineKind = "torch"
     latent_attention: LatentAttentionConfig | None = None
+    backbone: BackboneLayout | None = Field(None, description="For wrapper checkpoints only (NV-Embed).")
     verified: Verification = Field(
         "documentation", description="'offline': checked here against real weights; else transcribed."
     )

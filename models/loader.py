@@ -26,7 +26,9 @@ log = logging.getLogger(__name__)
 def _quiet_transformers() -> None:
     from transformers.utils import logging as hf_logging
 
+    # Load reports list e.g. an unused lm_head when a *ForCausalLM checkpoint becomes an embedder.
     hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
 
 
 @dataclass
@@ -87,20 +89,22 @@ def load_model(card: ModelCard, *, device: torch.device, dtype_override: str | N
     folder = resolve_source(card.source, card.revision)
     dtype = resolve_dtype(dtype_override or card.dtype, device)  # type: ignore[arg-type]
     log.info("loading %s from %s as %s", card.name, folder, dtype)
+    backbone = load_backbone(folder, card, dtype)
+    if card.max_tokens is not None and backbone.max_positions is not None and card.max_tokens > backbone.max_positions:
+        raise CardError(
+            f"{card.name}: max_tokens {card.max_tokens} exceeds the model's {backbone.max_positions} positions",
+            key="max_tokens",
+        )
     try:
         tokenizer = InputTokenizer.from_folder(
-            folder, gguf_file=card.gguf_file, max_tokens=card.max_tokens, append_eos=card.append_eos
+            folder,
+            gguf_file=card.gguf_file,
+            max_tokens=card.max_tokens,
+            append_eos=card.append_eos,
+            max_positions=backbone.max_positions,
         )
     except ValueError as exc:
         raise CardError(f"{card.name}: {exc}", key="append_eos" if "EOS" in str(exc) else "max_tokens") from None
-    backbone = load_backbone(folder, card, dtype)
-    if backbone.max_positions is not None and tokenizer.max_tokens > backbone.max_positions:
-        if card.max_tokens is not None:
-            raise CardError(
-                f"{card.name}: max_tokens {card.max_tokens} exceeds the model's {backbone.max_positions} positions",
-                key="max_tokens",
-            )
-        tokenizer.max_tokens = backbone.max_positions
     _check_matryoshka(card, backbone.hidden_size)
     pooler: Pooler
     if card.pooling == "latent_attention":

@@ -39,6 +39,11 @@ class TokenizedDocument:
     offsets: list[tuple[int, int]]  # (start, end) in the document; special and prompt tokens get (0, 0)
     prefix_tokens: int  # leading special + prompt tokens
     suffix_tokens: int  # trailing special tokens
+    prompt_tokens: int = 0  # of the prefix, those of the prompt
+
+    @property
+    def content_tokens(self) -> int:
+        return len(self.ids) - self.prefix_tokens - self.suffix_tokens
 
 
 class InputTokenizer:
@@ -71,14 +76,22 @@ class InputTokenizer:
 
     @classmethod
     def from_folder(
-        cls, folder: Path, *, gguf_file: str | None, max_tokens: int | None, append_eos: bool
+        cls,
+        folder: Path,
+        *,
+        gguf_file: str | None,
+        max_tokens: int | None,
+        append_eos: bool,
+        max_positions: int | None = None,
     ) -> InputTokenizer:
+        """`max_tokens` from the card wins; else the smaller of the tokenizer's and the model's limits."""
         from transformers import AutoTokenizer
 
         hf = AutoTokenizer.from_pretrained(str(folder), gguf_file=gguf_file)
-        limit = max_tokens or _sane_limit(getattr(hf, "model_max_length", None))
+        limits = [x for x in (_sane_limit(getattr(hf, "model_max_length", None)), max_positions) if x]
+        limit = max_tokens or (min(limits) if limits else None)
         if limit is None:
-            raise ValueError(f"{folder}: no max_tokens in the card and no usable model_max_length in the tokenizer")
+            raise ValueError(f"{folder}: no max_tokens in the card and no length limit in the tokenizer or model")
         pad_id = hf.pad_token_id if hf.pad_token_id is not None else (hf.eos_token_id or 0)
         return cls(hf.backend_tokenizer, max_tokens=limit, append_eos=append_eos, eos_id=hf.eos_token_id, pad_id=pad_id)
 
@@ -86,17 +99,15 @@ class InputTokenizer:
     def special_tokens(self) -> int:
         return len(self.prefix) + len(self.suffix)
 
-    def prompt_length(self, prompt: str | None) -> int:
-        """Tokens of `prompt` as sentence-transformers counts them: leading specials + prompt content."""
-        return 0 if not prompt else len(self.prefix) + len(self._content_ids(prompt))
-
     def encode_texts(
         self, texts: Sequence[str], *, prompt: str | None = None, truncation: Truncation = "none"
     ) -> list[TokenizedInput]:
         full = [prompt + text for text in texts] if prompt else list(texts)
         encodings = self._tokenizer.encode_batch(full, add_special_tokens=False)
-        prompt_content = len(self._content_ids(prompt)) if prompt else 0
-        return [self._wrap(encoding.ids, index, prompt_content, truncation) for index, encoding in enumerate(encodings)]
+        return [
+            self._wrap(encoding.ids, index, _prompt_token_count(encoding, prompt), truncation)
+            for index, encoding in enumerate(encodings)
+        ]
 
     def encode_token_ids(
         self, sequences: Sequence[Sequence[int]], *, prompt: str | None = None, truncation: Truncation = "none"
@@ -119,17 +130,26 @@ class InputTokenizer:
         return self._tokenizer.decode(list(ids), skip_special_tokens=False)
 
     def encode_document(self, text: str, *, prompt: str | None = None) -> TokenizedDocument:
-        """Tokenize a whole document with no length limit, keeping character offsets."""
-        encoding: Encoding = self._tokenizer.encode(text, add_special_tokens=False)
+        """Tokenize a whole document (after its prompt) with no length limit, keeping character
+        offsets into `text`; prompt tokens get (0, 0) like the special tokens."""
+        shift = len(prompt) if prompt else 0
+        encoding: Encoding = self._tokenizer.encode((prompt or "") + text, add_special_tokens=False)
+        prompt_count = _prompt_token_count(encoding, prompt)
         content = list(encoding.ids)
-        offsets = list(encoding.offsets)
-        prompt_ids = self._content_ids(prompt) if prompt else []
-        if not content and not prompt_ids and not self.special_tokens:
+        # A token that starts in the prompt and ends in the text (a merged space) is text.
+        offsets = [(max(0, start - shift), max(0, end - shift)) for start, end in encoding.offsets[prompt_count:]]
+        if not content and not self.special_tokens:
             content, offsets = list(self._empty_fallback), [(0, 0)]
-        ids = [*self.prefix, *prompt_ids, *content, *self.suffix]
-        lead = len(self.prefix) + len(prompt_ids)
+        ids = [*self.prefix, *content, *self.suffix]
+        lead = len(self.prefix) + prompt_count
         full_offsets = [(0, 0)] * lead + offsets + [(len(text), len(text))] * len(self.suffix)
-        return TokenizedDocument(ids=ids, offsets=full_offsets, prefix_tokens=lead, suffix_tokens=len(self.suffix))
+        return TokenizedDocument(
+            ids=ids,
+            offsets=full_offsets,
+            prefix_tokens=lead,
+            suffix_tokens=len(self.suffix),
+            prompt_tokens=prompt_count,
+        )
 
     def _content_ids(self, text: str) -> list[int]:
         ids = self._prompt_cache.get(text)
@@ -160,6 +180,21 @@ class InputTokenizer:
         ids = [*self.prefix, *content, *self.suffix]
         prompt_tokens = len(self.prefix) + prompt_content if prompt_content else 0
         return TokenizedInput(ids=ids, prompt_tokens=prompt_tokens, truncated=truncated)
+
+
+def _prompt_token_count(encoding: Encoding, prompt: str | None) -> int:
+    """Leading tokens that lie wholly inside the prompt. A trailing space of the prompt that
+    the tokenizer merges into the text's first word does not make that word a prompt token
+    (NV-Embed and GritLM pool exactly the text's tokens)."""
+    if not prompt:
+        return 0
+    limit = len(prompt)
+    count = 0
+    for _, end in encoding.offsets:
+        if end > limit:
+            break
+        count += 1
+    return count
 
 
 def _special_template(tokenizer: Tokenizer) -> tuple[list[int], list[int]]:

@@ -6,12 +6,16 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
+import numpy as np
+
 from models.engines.base import EngineInput
 from models.loader import LoadedModel
 from models.matryoshka import shape_vectors
 from models.prompts import select_prompt
+from server.document_service import LateChunker
 from server.errors import InvalidRequestError
-from server.protocol import EmbeddingRequest
+from server.model_runtime import ModelRuntime
+from server.protocol import EmbeddingRequest, TextInputs
 from server.registry import ModelRegistry
 from server.responses import embeddings_body
 from server.settings import ServerSettings
@@ -21,6 +25,7 @@ class EmbeddingService:
     def __init__(self, registry: ModelRegistry, settings: ServerSettings) -> None:
         self._registry = registry
         self._settings = settings
+        self._late = LateChunker(settings)
 
     def model_name(self, request: EmbeddingRequest) -> str:
         return self._registry.get(request.model).name
@@ -39,20 +44,46 @@ class EmbeddingService:
             card, input_type=request.input_type, prompt_name=request.prompt_name, instruction=request.instruction
         )
         runtime.check_capacity()
+        if request.late_chunking:
+            vectors, tokens = await self._late_chunks(runtime, request, prompt, abandon)
+        else:
+            vectors, tokens = await self._independent(runtime, request, prompt, abandon)
+        normalize = card.normalize if request.normalize is None else request.normalize
+        return embeddings_body(
+            shape_vectors(vectors, dimensions=dimensions, normalize=normalize),
+            model=request.model or runtime.name,
+            encoding_format=request.encoding_format,
+            tokens=tokens,
+        )
+
+    async def _independent(
+        self, runtime: ModelRuntime, request: EmbeddingRequest, prompt: str | None, abandon: Awaitable[Any] | None
+    ) -> tuple[np.ndarray, int]:
+        if request.window_overlap is not None:
+            raise InvalidRequestError("window_overlap applies only with late_chunking", param="window_overlap")
         tokenized = await runtime.tokenize(
             request.input, prompt=prompt, truncation=request.truncate or self._settings.truncate
         )
-        exclude_prompt = card.exclude_prompt_from_pooling
+        exclude_prompt = runtime.card.exclude_prompt_from_pooling
         payloads = [EngineInput(t.ids, t.prompt_tokens if exclude_prompt else 0) for t in tokenized]
         vectors = await runtime.compute(payloads, abandon)
-        normalize = card.normalize if request.normalize is None else request.normalize
-        shaped = shape_vectors(runtime.stack(vectors), dimensions=dimensions, normalize=normalize)
-        return embeddings_body(
-            shaped,
-            model=request.model or runtime.name,
-            encoding_format=request.encoding_format,
-            tokens=sum(len(t) for t in tokenized),
+        return runtime.stack(vectors), sum(len(t) for t in tokenized)
+
+    async def _late_chunks(
+        self, runtime: ModelRuntime, request: EmbeddingRequest, prompt: str | None, abandon: Awaitable[Any] | None
+    ) -> tuple[np.ndarray, int]:
+        if not isinstance(request.input, TextInputs):
+            raise InvalidRequestError("late_chunking takes the document's chunks as strings", param="input")
+        if request.truncate not in (None, "none"):
+            raise InvalidRequestError(
+                "late_chunking never truncates: documents longer than the context are encoded in overlapping windows",
+                param="truncate",
+            )
+        overlap = self._late.overlap_for(runtime, request.window_overlap)
+        result = await self._late.embed_chunks(
+            runtime, request.input.texts, prompt=prompt, overlap=overlap, abandon=abandon
         )
+        return result.vectors, result.tokens
 
 
 def checked_dimensions(model: LoadedModel, dimensions: int | None) -> int | None:

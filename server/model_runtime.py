@@ -12,7 +12,7 @@ import numpy as np
 
 from models.engines.base import Engine, EngineInput
 from models.loader import LoadedModel
-from models.tokenization import TokenizedInput, Truncation
+from models.tokenization import TokenizedDocument, TokenizedInput, Truncation
 from server.errors import InvalidRequestError, NotReadyError, OverloadedError
 from server.metrics import Metrics
 from server.protocol import Inputs, TokenInputs
@@ -60,6 +60,9 @@ class ModelRuntime:
             self.name, engines, self.queue, loop=loop, metrics=metrics, batch_wait_s=settings.batch_wait_ms / 1000
         )
         self._tokenizer_thread = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-tokenizer")
+        # Whole documents tokenize on their own thread so short requests never wait behind them.
+        self._document_thread = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-documents")
+        self.max_document_tokens = settings.max_document_tokens
         metrics.watch_queue(self.name, lambda: self.queue.queued_inputs, lambda: self.queue.queued_tokens)
 
     def warm_up(self) -> None:
@@ -75,6 +78,7 @@ class ModelRuntime:
         """Blocking: finish queued work, then stop. Call off the event loop."""
         self._pool.drain_and_stop()
         self._tokenizer_thread.shutdown(wait=True)
+        self._document_thread.shutdown(wait=True)
 
     # -- request path --------------------------------------------------------------
 
@@ -104,6 +108,27 @@ class ModelRuntime:
         else:
             texts = inputs.texts
         return tokenizer.encode_texts(texts, prompt=prompt, truncation=truncation)
+
+    async def tokenize_documents(self, texts: Sequence[str], *, prompt: str | None) -> list[TokenizedDocument]:
+        """Whole documents with character offsets; refuses any longer than --max-document-tokens."""
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        documents = await loop.run_in_executor(self._document_thread, self._tokenize_documents, texts, prompt)
+        self._metrics.tokenization_duration.labels(self.name).observe(time.perf_counter() - started)
+        return documents
+
+    def _tokenize_documents(self, texts: Sequence[str], prompt: str | None) -> list[TokenizedDocument]:
+        documents = []
+        for index, text in enumerate(texts):
+            document = self.loaded.tokenizer.encode_document(text, prompt=prompt)
+            if len(document.ids) > self.max_document_tokens:
+                raise InvalidRequestError(
+                    f"document {index} has {len(document.ids)} tokens, more than the limit of "
+                    f"{self.max_document_tokens} (--max-document-tokens)",
+                    param="input",
+                )
+            documents.append(document)
+        return documents
 
     async def compute(self, payloads: Sequence[EngineInput], abandon: Awaitable[Any] | None = None) -> list[Any]:
         """Queue `payloads` as one unit and wait for one result per payload, in order.

@@ -103,6 +103,12 @@ class EmbeddingRequest(BaseModel):
     input_type: InputType | None = Field(None, description="query or document: applies the card's prompt.")
     prompt_name: StrictStr | None = Field(None, description="A named prompt of the model card.")
     instruction: StrictStr | None = Field(None, description="Free task instruction for instruction-tuned models.")
+    late_chunking: StrictBool = Field(
+        False, description="input holds the consecutive chunks of ONE document: encode it once, pool each chunk."
+    )
+    window_overlap: StrictInt | None = Field(
+        None, ge=0, description="Late chunking beyond the context: tokens of context each window repeats."
+    )
 
 
 def parse_request(model: type[BaseModel], data: Any) -> Any:

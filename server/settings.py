@@ -69,6 +69,12 @@ class ServerSettings(BaseSettings):
         "none", description="Over-long inputs: none (400), end or start (cut that side). Requests may override."
     )
     max_inputs: int = Field(2048, ge=1, description="Most inputs in one request.")
+    max_document_tokens: int = Field(
+        262_144, ge=1, description="Longest document for late chunking, in tokens (400 beyond)."
+    )
+    window_overlap: int = Field(
+        64, ge=0, description="Late chunking beyond the context: tokens of context each window repeats."
+    )
 
     # Scheduling
     workers: int = Field(1, ge=1, description="Model replicas per model (one per GPU with --device cuda).")

@@ -18,6 +18,7 @@ from models.catalog import find_card
 from models.sources import resolve_source
 from server.settings import ServerSettings
 from tests.helpers import RunningServer, free_port
+from tests.tiny_models import DECODERS, build_bert, build_decoder, save_decoder_tokenizer
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -42,6 +43,22 @@ def stsb_test() -> list[tuple[str, str, float]]:
         if len(fields) >= 7:
             pairs.append((fields[5], fields[6], float(fields[4])))
     return pairs
+
+
+@pytest.fixture(scope="session")
+def decoder_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_decoder_tokenizer(tmp_path_factory.mktemp("decoder-tokenizer"))
+
+
+@pytest.fixture(scope="session")
+def tiny_models(
+    tmp_path_factory: pytest.TempPathFactory, decoder_tokenizer_dir: Path, minilm_dir: Path
+) -> dict[str, Path]:
+    """Folders of tiny random Qwen3, Llama, Mistral (decoders) and BERT (encoder) models."""
+    root = tmp_path_factory.mktemp("tiny")
+    folders = {kind: build_decoder(kind, root / kind, decoder_tokenizer_dir) for kind in DECODERS}
+    folders["bert"] = build_bert(root / "bert", minilm_dir)
+    return folders
 
 
 class ServerFactory:

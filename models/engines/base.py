@@ -17,16 +17,22 @@ import numpy as np
 class EngineInput:
     ids: list[int]
     prompt_tokens: int = 0  # leading tokens left out of pooling
-    token_states: bool = False  # return every token's vector (late chunking) instead of a pooled one
+    # Late chunking: return the sums of the token vectors over these half-open token ranges
+    # (of this input) instead of a pooled vector.
+    spans: tuple[tuple[int, int], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class EngineOutput:
-    """`pooled[i]` is input i's full-dimension pooled vector (float32, not normalised);
-    `token_states[i]` its [tokens, hidden] float32 matrix where asked for, else None."""
+    """`pooled[i]`: input i's full-dimension pooled vector (float32, not normalised);
+    `span_sums[i]`: its [len(spans), hidden] float32 span sums where spans were asked for."""
 
     pooled: np.ndarray
-    token_states: list[np.ndarray | None]
+    span_sums: list[np.ndarray | None]
+
+    def result(self, row: int) -> np.ndarray:
+        sums = self.span_sums[row]
+        return self.pooled[row] if sums is None else sums
 
 
 class PreparedBatch(Protocol):

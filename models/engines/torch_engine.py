@@ -23,7 +23,7 @@ class TorchBatch:
     input_ids: torch.Tensor  # [B, T] long
     attention: torch.Tensor  # [B, T] bool
     prompt_tokens: torch.Tensor  # [B] long
-    token_rows: list[int]  # rows whose token vectors are returned
+    span_weights: dict[int, torch.Tensor]  # row -> [spans, T] 0/1 matrix over the padded row
 
     @property
     def size(self) -> int:
@@ -60,11 +60,19 @@ class TorchEngine:
             ids[row, span] = item.ids
             attention[row, span] = True
         prompt = np.fromiter((item.prompt_tokens for item in inputs), dtype=np.int64, count=len(inputs))
+        span_weights = {}
+        for row, item in enumerate(inputs):
+            if item.spans is not None:
+                weights = np.zeros((len(item.spans), width), dtype=np.float32)
+                offset = width - len(item.ids) if self._left else 0
+                for index, (start, end) in enumerate(item.spans):
+                    weights[index, offset + start : offset + end] = 1.0
+                span_weights[row] = self._host(weights)
         return TorchBatch(
             input_ids=self._host(ids),
             attention=self._host(attention),
             prompt_tokens=self._host(prompt),
-            token_rows=[row for row, item in enumerate(inputs) if item.token_states],
+            span_weights=span_weights,
         )
 
     def run(self, batch: TorchBatch) -> EngineOutput:
@@ -79,10 +87,11 @@ class TorchEngine:
             hidden = self._module(**kwargs).last_hidden_state.float()
             mask = PoolingMask.build(attention, prompt_tokens)
             pooled = self._pooler(hidden, mask).cpu().numpy()
-            token_states: list[np.ndarray | None] = [None] * batch.size
-            for row in batch.token_rows:
-                token_states[row] = hidden[row][attention[row]].cpu().numpy()
-        return EngineOutput(pooled=pooled, token_states=token_states)
+            span_sums: list[np.ndarray | None] = [None] * batch.size
+            for row, weights in batch.span_weights.items():
+                # One matmul sums every span (spans may overlap) without copying token vectors out.
+                span_sums[row] = (weights.to(self.device, non_blocking=True) @ hidden[row]).cpu().numpy()
+        return EngineOutput(pooled=pooled, span_sums=span_sums)
 
     def close(self) -> None:
         if self.device.type == "cuda":

@@ -1,9 +1,15 @@
-"""The per-model input queue: admission by queued tokens, batches by a padded-token budget.
+"""The per-model input queue: admission by queued tokens, batches by a padded-token budget,
+fair turns between requests.
 
-Producers (the event loop) add whole requests at once or not at all; consumers (worker
-threads) block on a condition until there is work. A batch always contains the oldest live
-input (no starvation) and is filled with the queued inputs closest to it in length, so that
-padding stays small; its cost is `longest × count` tokens, the padded size.
+Producers (the event loop) add a request's inputs all at once or not at all; consumers
+(worker threads) block on a condition until there is work.
+
+A batch is *anchored* on the first waiting input of the request whose turn it is, then
+filled with queued inputs nearest in length to the anchor (padding stays small); its cost is
+`longest × count` tokens. Turns: a request waits with the turn number current at its
+arrival; once served it goes behind every request that arrived meanwhile. So a huge
+document (hundreds of windows) and short requests alternate instead of the short ones
+waiting for the whole document, and no request starves.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 
-from server.scheduling.pending import InputState, QueuedInput
+from server.scheduling.pending import InputState, PendingRequest, QueuedInput
 
 
 class QueueClosedError(Exception):
@@ -35,9 +41,10 @@ class BatchQueue:
         self._lookahead = lookahead
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
-        self._items: deque[QueuedInput] = deque()
+        # Waiting requests in arrival order, each with its queued inputs in order.
+        self._waiting: dict[PendingRequest, deque[QueuedInput]] = {}
+        self._round = 0
         self._live = 0
-        self._dead = 0
         self._queued_tokens = 0
         self._closed = False
 
@@ -55,8 +62,11 @@ class BatchQueue:
         return self._queued_tokens >= self.max_queue_tokens
 
     def put(self, items: list[QueuedInput]) -> bool:
-        """Queue all of `items`, or none of them if that would pass the token bound."""
+        """Queue all of one request's `items`, or none if that would pass the token bound."""
+        if not items:
+            return True
         tokens = sum(item.tokens for item in items)
+        request = items[0].request
         with self._lock:
             if self._closed:
                 raise QueueClosedError("the queue is closed")
@@ -65,7 +75,11 @@ class BatchQueue:
             now = time.perf_counter()
             for item in items:
                 item.enqueued_at = now
-            self._items.extend(items)
+            if request not in self._waiting:
+                request.turn = self._round
+                self._waiting[request] = deque()
+            self._waiting[request].extend(items)
+            request.queued += len(items)
             self._live += len(items)
             self._queued_tokens += tokens
             self._changed.notify_all()
@@ -76,7 +90,7 @@ class BatchQueue:
         with self._lock:
             for item in items:
                 if item.state is InputState.QUEUED:
-                    self._drop(item)
+                    self._leave(item, InputState.DROPPED)
 
     def close(self) -> None:
         """No more inputs; consumers drain what is queued, then get None."""
@@ -92,7 +106,7 @@ class BatchQueue:
         With `wait_s` > 0, a batch that is not yet full waits up to that long for more inputs.
         """
         with self._changed:
-            while not self._closed and not self._has_live():
+            while not self._closed and not self._live:
                 self._changed.wait()
             if wait_s > 0 and not self._closed:
                 deadline = time.perf_counter() + wait_s
@@ -101,55 +115,50 @@ class BatchQueue:
                     if remaining <= 0:
                         break
                     self._changed.wait(remaining)
-            if not self._has_live():
-                return None
-            return self._select([])
+            return self._select([]) if self._live else None
 
     def top_up(self, batch: list[QueuedInput]) -> list[QueuedInput]:
         """`batch` without inputs cancelled since it was formed, plus queued inputs that still fit."""
         with self._lock:
             kept = [item for item in batch if not item.request.cancelled]
-            if not kept:
-                return self._select([]) if self._has_live() else []
-            return self._select(kept) if self._has_live() else kept
+            if not self._live:
+                return kept
+            return self._select(kept)
 
     # -- internals (lock held) -----------------------------------------------------
-
-    def _has_live(self) -> bool:
-        self._compact_head()
-        return self._live > 0
 
     def _batch_full(self) -> bool:
         return self._live >= self.max_batch_size or self._queued_tokens >= self.max_batch_tokens
 
-    def _compact_head(self) -> None:
-        items = self._items
-        while items and not items[0].live:
-            head = items.popleft()
-            if head.state is InputState.QUEUED:  # its request was cancelled
-                self._drop(head)
-            self._dead -= 1
-
-    def _drop(self, item: QueuedInput) -> None:
-        item.state = InputState.DROPPED
+    def _leave(self, item: QueuedInput, state: InputState) -> None:
+        item.state = state
+        item.request.queued -= 1
         self._live -= 1
-        self._dead += 1
         self._queued_tokens -= item.tokens
 
-    def _select(self, chosen: list[QueuedInput]) -> list[QueuedInput]:
+    def _candidates(self) -> list[QueuedInput]:
+        """Live inputs, requests in turn order (ties: arrival), up to the lookahead."""
         candidates: list[QueuedInput] = []
-        for item in self._items:
-            if item.live:
-                candidates.append(item)
-                if len(candidates) >= self._lookahead:
-                    break
-            elif item.state is InputState.QUEUED:
-                self._drop(item)
+        for request in sorted(self._waiting, key=lambda r: r.turn):
+            queue = self._waiting[request]
+            for item in queue:
+                if item.state is InputState.QUEUED and request.cancelled:
+                    self._leave(item, InputState.DROPPED)
+                elif item.state is InputState.QUEUED:
+                    candidates.append(item)
+                    if len(candidates) >= self._lookahead:
+                        return candidates
+        return candidates
+
+    def _select(self, chosen: list[QueuedInput]) -> list[QueuedInput]:
+        candidates = self._candidates()
         if not chosen:
+            if not candidates:
+                return []
             chosen = [candidates.pop(0)]
         anchor = chosen[0].tokens
         width = max(item.tokens for item in chosen)
-        # Nearest in length to the oldest input first; ties go to the older input.
+        # Nearest in length to the anchor first; ties go to the earlier candidate.
         ranked = sorted(range(len(candidates)), key=lambda i: (abs(candidates[i].tokens - anchor), i))
         for index in ranked:
             if len(chosen) >= self.max_batch_size:
@@ -160,14 +169,18 @@ class BatchQueue:
                 continue
             chosen.append(item)
             width = max(width, item.tokens)
+        self._round += 1
         for item in chosen:
             if item.state is InputState.QUEUED:
-                item.state = InputState.TAKEN
-                self._live -= 1
-                self._dead += 1
-                self._queued_tokens -= item.tokens
-        if self._dead > 1024 and self._dead > self._live:
-            self._items = deque(item for item in self._items if item.state is InputState.QUEUED)
-            self._dead = 0
-        self._compact_head()
+                self._leave(item, InputState.TAKEN)
+            # Served: behind every request that arrived before this batch.
+            item.request.turn = self._round + 1
+        self._forget_finished()
         return chosen
+
+    def _forget_finished(self) -> None:
+        for request, queue in list(self._waiting.items()):
+            if not request.queued:
+                del self._waiting[request]
+            elif len(queue) > 2 * request.queued + 16:  # inputs were taken from the middle
+                self._waiting[request] = deque(item for item in queue if item.state is InputState.QUEUED)

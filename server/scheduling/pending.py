@@ -18,7 +18,7 @@ from models.engines.base import EngineInput
 class PendingRequest:
     """Collects one result per input; lives on the event loop, fed by the worker threads."""
 
-    __slots__ = ("cancelled", "future", "remaining", "results")
+    __slots__ = ("cancelled", "future", "queued", "remaining", "results", "turn")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
         self.future: asyncio.Future[list[Any]] = loop.create_future()
@@ -26,6 +26,9 @@ class PendingRequest:
         self.remaining = count
         # Read by worker threads to skip work nobody waits for.
         self.cancelled = False
+        # Kept by the BatchQueue (under its lock): scheduling turn, inputs still queued.
+        self.turn = 0
+        self.queued = 0
 
     def fulfil(self, slot: int, value: Any) -> None:
         if self.future.done():

@@ -164,8 +164,7 @@ def _payloads(items: list[QueuedInput]) -> list[EngineInput]:
 
 def _deliver(items: list[QueuedInput], output: EngineOutput) -> None:
     for row, item in enumerate(items):
-        value = output.token_states[row] if item.payload.token_states else output.pooled[row]
-        item.request.fulfil(item.slot, value)
+        item.request.fulfil(item.slot, output.result(row))
 
 
 def _fail_all(items: list[QueuedInput], exc: Exception) -> None:

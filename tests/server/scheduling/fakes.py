@@ -45,7 +45,7 @@ class FakeEngine:
         if self.always_fail or any(POISON in item.ids for item in batch.inputs):
             raise RuntimeError("fake failure")
         pooled = np.array([[sum(item.ids), len(item.ids)] for item in batch.inputs], dtype=np.float32)
-        return EngineOutput(pooled=pooled, token_states=[None] * batch.size)
+        return EngineOutput(pooled=pooled, span_sums=[None] * batch.size)
 
     def close(self) -> None:
         pass

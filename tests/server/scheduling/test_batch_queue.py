@@ -137,3 +137,27 @@ def test_batch_wait_collects_arrivals(loop) -> None:  # type: ignore[no-untyped-
     started = time.perf_counter()
     assert len(q.take(wait_s=0.1)) == 1  # not full: waited the full 0.1 s
     assert time.perf_counter() - started >= 0.09
+
+
+def test_short_request_does_not_wait_for_a_huge_one(loop) -> None:  # type: ignore[no-untyped-def]
+    q = queue(max_batch_tokens=100)
+    huge = items_of(loop, *[50] * 40)  # 20 batches of two windows
+    q.put(huge)
+    assert q.take() == huge[:2]
+    short = items_of(loop, 5)
+    q.put(short)
+    assert short[0] in q.take()  # the very next batch serves it
+    assert q.take() == huge[3:5]
+
+
+def test_two_large_requests_alternate(loop) -> None:  # type: ignore[no-untyped-def]
+    q = queue(max_batch_tokens=100)
+    first, second = items_of(loop, *[50] * 6), items_of(loop, *[50] * 6)
+    q.put(first)
+    q.put(second)
+    owners = []
+    while (batch := q.take(wait_s=0)) and q.queued_inputs >= 0:
+        owners.append(batch[0].request)
+        if not q.queued_inputs:
+            break
+    assert owners[:4] == [first[0].request, second[0].request, first[0].request, second[0].request]

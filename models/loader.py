@@ -16,6 +16,7 @@ from models.engines.base import Engine
 from models.engines.torch_engine import TorchEngine
 from models.errors import CardError
 from models.latent_attention import load_latent_attention
+from models.packing import PackingPolicy
 from models.pooling import Pooler, token_pooler
 from models.sources import resolve_source
 from models.tokenization import InputTokenizer
@@ -53,17 +54,22 @@ class LoadedModel:
         dims = self.card.matryoshka_dims
         return None if dims == "any" else tuple(d for d in dims if d <= self.dimensions)
 
-    def create_engines(self, devices: list[torch.device]) -> list[Engine]:
-        return [
+    def create_engines(self, devices: list[torch.device], *, packing: bool = True) -> list[Engine]:
+        engines = [
             TorchEngine(
                 self.backbone,
                 self.pooler,
                 device=device,
                 pad_id=self.tokenizer.pad_id,
                 padding_side=self.card.padding_side,
+                packing=PackingPolicy(self.dimensions) if packing else None,
             )
             for device in devices
         ]
+        if packing and not engines[0].verify_packing(tolerance=1e-5 if self.dtype == torch.float32 else 1e-3):
+            for engine in engines:
+                engine.disable_packing()
+        return engines
 
     def describe(self) -> dict[str, Any]:
         """Facts clients may rely on, published in /v1/models."""

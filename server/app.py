@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from fastapi import FastAPI
 
 from models.card import ModelCard
-from server.api import embeddings, health, models
+from server.api import documents, embeddings, health, models
 from server.errors import install_error_handlers
 from server.lifecycle import ServerState, resolve_cards
 from server.settings import ServerSettings
@@ -46,6 +46,6 @@ def create_app(
     )
     app.state.server = state
     install_error_handlers(app)
-    for module in (embeddings, models, health):
+    for module in (embeddings, documents, models, health):
         app.include_router(module.router)
     return app

@@ -14,19 +14,27 @@ from typing import Any
 
 import numpy as np
 
+from models.chunking import Chunk
 from models.engines.base import EngineInput
+from models.errors import InputTooLongError
 from models.late_chunking import (
     Span,
     SpanAccumulator,
     assign_spans,
+    fold_specials,
     join_chunks,
     plan_windows,
     token_spans,
 )
+from models.matryoshka import shape_vectors
 from models.tokenization import TokenizedDocument
 from server.errors import InvalidRequestError
 from server.model_runtime import ModelRuntime
+from server.protocol import DocumentEmbeddingRequest, TextInputs
+from server.registry import ModelRegistry
+from server.responses import documents_body
 from server.settings import ServerSettings
+from server.validation import checked_dimensions, prompt_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,22 +72,125 @@ class LateChunker:
         (document,) = await runtime.tokenize_documents([text], prompt=prompt)
         pool_prompt = not runtime.card.exclude_prompt_from_pooling
         spans = token_spans(document, text, char_spans, pool_prompt=pool_prompt)
-        return await self.pool_spans(runtime, document, spans, overlap=overlap, abandon=abandon)
+        (result,) = await self.pool_spans(runtime, [(document, spans)], overlap=overlap, abandon=abandon)
+        return result
 
     async def pool_spans(
         self,
         runtime: ModelRuntime,
-        document: TokenizedDocument,
-        spans: Sequence[Span],
+        documents: Sequence[tuple[TokenizedDocument, Sequence[Span]]],
         *,
         overlap: int,
         abandon: Awaitable[Any] | None,
-    ) -> LateChunkResult:
-        windows = plan_windows(len(document.ids), runtime.loaded.max_tokens, overlap)
-        plan = assign_spans(windows, spans)
-        payloads = [EngineInput(document.ids[part.window.start : part.window.end], spans=part.local) for part in plan]
-        sums = await runtime.compute(payloads, abandon)
-        accumulator = SpanAccumulator(spans, runtime.loaded.dimensions)
-        for part, window_sums in zip(plan, sums, strict=True):
-            accumulator.add(part, window_sums)
-        return LateChunkResult(accumulator.means(), sum(window.processed for window in windows))
+    ) -> list[LateChunkResult]:
+        """Every window of every document goes to the queue as one request."""
+        plans = []
+        payloads = []
+        for document, spans in documents:
+            windows = plan_windows(len(document.ids), runtime.loaded.max_tokens, overlap)
+            plan = assign_spans(windows, spans)
+            plans.append((spans, windows, plan))
+            payloads.extend(
+                EngineInput(document.ids[part.window.start : part.window.end], spans=part.local) for part in plan
+            )
+        sums = iter(await runtime.compute(payloads, abandon))
+        results = []
+        for spans, windows, plan in plans:
+            accumulator = SpanAccumulator(spans, runtime.loaded.dimensions)
+            for part in plan:
+                accumulator.add(part, next(sums))
+            results.append(LateChunkResult(accumulator.means(), sum(window.processed for window in windows)))
+        return results
+
+
+class DocumentService:
+    """POST /v1/documents/embeddings: split, then late (default) or naive chunk embeddings."""
+
+    def __init__(self, registry: ModelRegistry, settings: ServerSettings) -> None:
+        self._registry = registry
+        self._settings = settings
+        self._late = LateChunker(settings)
+
+    def model_name(self, request: DocumentEmbeddingRequest) -> str:
+        return self._registry.get(request.model).name
+
+    async def create(self, request: DocumentEmbeddingRequest, abandon: Awaitable[Any] | None = None) -> bytes:
+        runtime = self._registry.get(request.model)
+        if len(request.input) > self._settings.max_inputs:
+            raise InvalidRequestError(
+                f"input has {len(request.input)} documents; at most {self._settings.max_inputs} per request",
+                param="input",
+            )
+        dimensions = checked_dimensions(runtime.loaded, request.dimensions)
+        prompt = prompt_for(runtime.card, request)
+        overlap = self._late.overlap_for(runtime, request.window_overlap) if request.late_chunking else 0
+        if not request.late_chunking and request.window_overlap is not None:
+            raise InvalidRequestError("window_overlap applies only with late_chunking", param="window_overlap")
+        runtime.check_capacity()
+        split = await runtime.split_documents(request.input, prompt=prompt, splitter=request.chunking)
+        total = sum(len(chunks) for _, chunks in split)
+        if total > self._settings.max_chunks:
+            raise InvalidRequestError(
+                f"the documents split into {total} chunks, more than the limit of {self._settings.max_chunks}; "
+                "use larger chunks or less overlap",
+                param="chunking",
+            )
+        if request.late_chunking:
+            vectors, tokens = await self._late_vectors(runtime, split, overlap, abandon)
+        else:
+            vectors, tokens = await self._naive_vectors(runtime, split, prompt, abandon)
+        normalize = runtime.card.normalize if request.normalize is None else request.normalize
+        return documents_body(
+            [[_chunk_fields(position, chunk) for position, chunk in enumerate(chunks)] for _, chunks in split],
+            [shape_vectors(rows, dimensions=dimensions, normalize=normalize) for rows in vectors],
+            model=request.model or runtime.name,
+            encoding_format=request.encoding_format,
+            tokens=tokens,
+        )
+
+    async def _late_vectors(
+        self,
+        runtime: ModelRuntime,
+        split: list[tuple[TokenizedDocument, list[Chunk]]],
+        overlap: int,
+        abandon: Awaitable[Any] | None,
+    ) -> tuple[list[np.ndarray], int]:
+        pool_prompt = not runtime.card.exclude_prompt_from_pooling
+        documents = [
+            (document, fold_specials([(c.token_start, c.token_end) for c in chunks], document, pool_prompt=pool_prompt))
+            for document, chunks in split
+        ]
+        results = await self._late.pool_spans(runtime, documents, overlap=overlap, abandon=abandon)
+        return [result.vectors for result in results], sum(result.tokens for result in results)
+
+    async def _naive_vectors(
+        self,
+        runtime: ModelRuntime,
+        split: list[tuple[TokenizedDocument, list[Chunk]]],
+        prompt: str | None,
+        abandon: Awaitable[Any] | None,
+    ) -> tuple[list[np.ndarray], int]:
+        texts = [chunk.text for _, chunks in split for chunk in chunks]
+        owners = [(d, c) for d, (_, chunks) in enumerate(split) for c in range(len(chunks))]
+        try:
+            tokenized = await runtime.tokenize(TextInputs(texts), prompt=prompt, truncation="none")
+        except InputTooLongError as exc:
+            document, chunk = owners[exc.index or 0]
+            raise InvalidRequestError(
+                f"document {document} chunk {chunk}: {str(exc).split(': ', 1)[-1].split(';')[0]}; "
+                "use a smaller chunking.max_tokens or late_chunking",
+                param="chunking",
+            ) from None
+        exclude = runtime.card.exclude_prompt_from_pooling
+        rows = runtime.stack(
+            await runtime.compute([EngineInput(t.ids, t.prompt_tokens if exclude else 0) for t in tokenized], abandon)
+        )
+        vectors, start = [], 0
+        for _, chunks in split:
+            vectors.append(rows[start : start + len(chunks)])
+            start += len(chunks)
+        return vectors, sum(len(t) for t in tokenized)
+
+
+def _chunk_fields(position: int, chunk: Chunk) -> dict[str, Any]:
+    return {"index": position, "text": chunk.text, "start": chunk.start, "end": chunk.end, "tokens": chunk.tokens}

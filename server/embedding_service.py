@@ -9,9 +9,7 @@ from typing import Any
 import numpy as np
 
 from models.engines.base import EngineInput
-from models.loader import LoadedModel
 from models.matryoshka import shape_vectors
-from models.prompts import select_prompt
 from server.document_service import LateChunker
 from server.errors import InvalidRequestError
 from server.model_runtime import ModelRuntime
@@ -19,6 +17,7 @@ from server.protocol import EmbeddingRequest, TextInputs
 from server.registry import ModelRegistry
 from server.responses import embeddings_body
 from server.settings import ServerSettings
+from server.validation import checked_dimensions, prompt_for
 
 
 class EmbeddingService:
@@ -40,9 +39,7 @@ class EmbeddingService:
             )
         dimensions = checked_dimensions(runtime.loaded, request.dimensions)
         card = runtime.card
-        prompt = select_prompt(
-            card, input_type=request.input_type, prompt_name=request.prompt_name, instruction=request.instruction
-        )
+        prompt = prompt_for(card, request)
         runtime.check_capacity()
         if request.late_chunking:
             vectors, tokens = await self._late_chunks(runtime, request, prompt, abandon)
@@ -84,23 +81,3 @@ class EmbeddingService:
             runtime, request.input.texts, prompt=prompt, overlap=overlap, abandon=abandon
         )
         return result.vectors, result.tokens
-
-
-def checked_dimensions(model: LoadedModel, dimensions: int | None) -> int | None:
-    """The Matryoshka size to cut to, or None for the full vector; refuses sizes the model lacks."""
-    if dimensions is None:
-        return None
-    full = model.dimensions
-    allowed = model.allowed_dimensions()
-    if allowed is None:
-        if not 1 <= dimensions <= full:
-            raise InvalidRequestError(
-                f"dimensions must be between 1 and {full} for model {model.card.name!r} (got {dimensions})",
-                param="dimensions",
-            )
-    elif dimensions not in allowed and dimensions != full:
-        raise InvalidRequestError(
-            f"model {model.card.name!r} was trained for dimensions {sorted({*allowed, full})}; got {dimensions}",
-            param="dimensions",
-        )
-    return dimensions if dimensions < full else None

@@ -12,6 +12,7 @@ from models.catalog import find_card
 from models.devices import replica_devices
 from models.loader import load_model
 from server.auth import ApiKeyCheck
+from server.document_service import DocumentService
 from server.embedding_service import EmbeddingService
 from server.errors import NotReadyError
 from server.metrics import Metrics
@@ -50,6 +51,7 @@ class ServerState:
         self.check_api_key = ApiKeyCheck(settings.api_key)
         self.token_ids = TokenIdPolicy(settings.token_ids)
         self.embeddings = EmbeddingService(self.registry, settings)
+        self.documents = DocumentService(self.registry, settings)
         self.ready = False
         self.stopping = False
         self.started_at = int(time.time())
@@ -69,7 +71,7 @@ class ServerState:
                 loaded = await asyncio.to_thread(
                     load_model, card, device=devices[0], dtype_override=self.settings.dtype
                 )
-                engines = await asyncio.to_thread(loaded.create_engines, devices)
+                engines = await asyncio.to_thread(loaded.create_engines, devices, packing=self.settings.packing)
                 runtime = ModelRuntime(
                     loaded,
                     engines,

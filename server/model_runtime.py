@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from models.chunking import Chunk, Splitter
 from models.engines.base import Engine, EngineInput
 from models.loader import LoadedModel
 from models.tokenization import TokenizedDocument, TokenizedInput, Truncation
@@ -111,14 +112,23 @@ class ModelRuntime:
 
     async def tokenize_documents(self, texts: Sequence[str], *, prompt: str | None) -> list[TokenizedDocument]:
         """Whole documents with character offsets; refuses any longer than --max-document-tokens."""
+        split = await self.split_documents(texts, prompt=prompt, splitter=None)
+        return [document for document, _ in split]
+
+    async def split_documents(
+        self, texts: Sequence[str], *, prompt: str | None, splitter: Splitter | None
+    ) -> list[tuple[TokenizedDocument, list[Chunk]]]:
+        """Tokenize (and split, given a splitter) whole documents on the document thread."""
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
-        documents = await loop.run_in_executor(self._document_thread, self._tokenize_documents, texts, prompt)
+        split = await loop.run_in_executor(self._document_thread, self._split_documents, texts, prompt, splitter)
         self._metrics.tokenization_duration.labels(self.name).observe(time.perf_counter() - started)
-        return documents
+        return split
 
-    def _tokenize_documents(self, texts: Sequence[str], prompt: str | None) -> list[TokenizedDocument]:
-        documents = []
+    def _split_documents(
+        self, texts: Sequence[str], prompt: str | None, splitter: Splitter | None
+    ) -> list[tuple[TokenizedDocument, list[Chunk]]]:
+        out = []
         for index, text in enumerate(texts):
             document = self.loaded.tokenizer.encode_document(text, prompt=prompt)
             if len(document.ids) > self.max_document_tokens:
@@ -127,8 +137,8 @@ class ModelRuntime:
                     f"{self.max_document_tokens} (--max-document-tokens)",
                     param="input",
                 )
-            documents.append(document)
-        return documents
+            out.append((document, splitter.split(text, document) if splitter is not None else []))
+        return out
 
     async def compute(self, payloads: Sequence[EngineInput], abandon: Awaitable[Any] | None = None) -> list[Any]:
         """Queue `payloads` as one unit and wait for one result per payload, in order.

@@ -17,6 +17,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from models.chunking import SentenceSplitter, Splitter
 from models.prompts import InputType
 from models.tokenization import Truncation
 from server.errors import InvalidRequestError
@@ -109,6 +110,43 @@ class EmbeddingRequest(BaseModel):
     window_overlap: StrictInt | None = Field(
         None, ge=0, description="Late chunking beyond the context: tokens of context each window repeats."
     )
+
+
+def _documents(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not value:
+        raise ValueError("input must be a document string or a non-empty array of document strings")
+    for index, item in enumerate(value):
+        if not isinstance(item, str):
+            raise ValueError(f"input[{index}] is not a string")
+    return value
+
+
+class DocumentEmbeddingRequest(BaseModel):
+    """POST /v1/documents/embeddings: whole documents in, chunks with offsets and vectors out."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: Annotated[
+        list[str],
+        PlainValidator(_documents),
+        WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
+    ] = Field(description="Whole documents.")
+    model: StrictStr | None = None
+    chunking: Splitter = Field(
+        default_factory=lambda: SentenceSplitter(max_tokens=128),
+        description="How to cut documents: tokens (max_tokens, overlap_tokens), sentences (max_tokens), "
+        "separators (separators, max_tokens).",
+    )
+    late_chunking: StrictBool = Field(True, description="false embeds each chunk on its own (naive chunking).")
+    window_overlap: StrictInt | None = Field(None, ge=0, description="Context tokens each macro-chunk window repeats.")
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: StrictInt | None = None
+    normalize: StrictBool | None = None
+    input_type: InputType | None = None
+    prompt_name: StrictStr | None = None
+    instruction: StrictStr | None = None
 
 
 def parse_request(model: type[BaseModel], data: Any) -> Any:

@@ -32,3 +32,26 @@ def embeddings_body(vectors: np.ndarray, *, model: str, encoding_format: Encodin
 
 def dumps(payload: Any) -> bytes:
     return orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def documents_body(
+    documents: list[list[dict[str, Any]]],
+    vectors: list[np.ndarray],
+    *,
+    model: str,
+    encoding_format: EncodingFormat,
+    tokens: int,
+) -> bytes:
+    """`documents[d]` holds each chunk's fields (index, text, start, end, tokens); `vectors[d]` its rows."""
+    data = [
+        {
+            "object": "document",
+            "index": index,
+            "chunks": [
+                {"object": "chunk", **chunk, "embedding": encode_vector(rows[position], encoding_format)}
+                for position, chunk in enumerate(chunks)
+            ],
+        }
+        for index, (chunks, rows) in enumerate(zip(documents, vectors, strict=True))
+    ]
+    return dumps({"object": "list", "data": data, "model": model, "usage": usage(tokens)})

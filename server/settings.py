@@ -72,6 +72,7 @@ class ServerSettings(BaseSettings):
     max_document_tokens: int = Field(
         262_144, ge=1, description="Longest document for late chunking, in tokens (400 beyond)."
     )
+    max_chunks: int = Field(16_384, ge=1, description="Most chunks in one documents request (400 beyond).")
     window_overlap: int = Field(
         64, ge=0, description="Late chunking beyond the context: tokens of context each window repeats."
     )
@@ -82,6 +83,9 @@ class ServerSettings(BaseSettings):
     max_batch_size: int = Field(256, ge=1, description="Most inputs in one batch.")
     max_queue_tokens: int = Field(
         1 << 20, ge=1, description="Tokens waiting per model beyond which requests get 429 at once."
+    )
+    packing: bool = Field(
+        True, description="Pack short inputs into shared rows (block-diagonal attention) when cheaper than padding."
     )
     batch_wait_ms: float = Field(
         0.0, ge=0, description="How long an idle worker waits for a batch to fill once the first input is queued."

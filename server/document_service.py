@@ -28,11 +28,12 @@ from models.late_chunking import (
 )
 from models.matryoshka import shape_vectors
 from models.tokenization import TokenizedDocument
+from server.cache.keys import chunk_keys
 from server.errors import InvalidRequestError
 from server.model_runtime import ModelRuntime
 from server.protocol import DocumentEmbeddingRequest, TextInputs
 from server.registry import ModelRegistry
-from server.responses import documents_body
+from server.responses import Reply, documents_body
 from server.settings import ServerSettings
 from server.validation import checked_dimensions, prompt_for
 
@@ -40,7 +41,8 @@ from server.validation import checked_dimensions, prompt_for
 @dataclass(frozen=True, slots=True)
 class LateChunkResult:
     vectors: np.ndarray  # [chunks, hidden] float32, not normalised
-    tokens: int  # tokens the model processed (window overlaps count twice)
+    tokens: int  # tokens the model processes for it (window overlaps count twice), hit or miss
+    cache_hits: int = 0  # chunks answered from the cache
 
 
 class LateChunker:
@@ -65,6 +67,7 @@ class LateChunker:
         *,
         prompt: str | None,
         overlap: int,
+        use_cache: bool,
         abandon: Awaitable[Any] | None,
     ) -> LateChunkResult:
         """/v1/embeddings with late_chunking: `chunks` are consecutive pieces of one document."""
@@ -72,7 +75,9 @@ class LateChunker:
         (document,) = await runtime.tokenize_documents([text], prompt=prompt)
         pool_prompt = not runtime.card.exclude_prompt_from_pooling
         spans = token_spans(document, text, char_spans, pool_prompt=pool_prompt)
-        (result,) = await self.pool_spans(runtime, [(document, spans)], overlap=overlap, abandon=abandon)
+        (result,) = await self.pool_spans(
+            runtime, [(document, spans)], overlap=overlap, use_cache=use_cache, abandon=abandon
+        )
         return result
 
     async def pool_spans(
@@ -81,26 +86,51 @@ class LateChunker:
         documents: Sequence[tuple[TokenizedDocument, Sequence[Span]]],
         *,
         overlap: int,
+        use_cache: bool,
         abandon: Awaitable[Any] | None,
     ) -> list[LateChunkResult]:
-        """Every window of every document goes to the queue as one request."""
+        """Documents whose chunks are all cached are answered from the cache (one lookup for the
+        request); every window of the others goes to the queue as one request."""
+        length = runtime.loaded.max_tokens
+        results = runtime.results
         plans = []
-        payloads = []
         for document, spans in documents:
-            windows = plan_windows(len(document.ids), runtime.loaded.max_tokens, overlap)
+            windows = plan_windows(len(document.ids), length, overlap)
+            keys = chunk_keys(results.fingerprint, document.ids, spans, length, overlap)
+            plans.append((document, spans, windows, keys))
+        cached: list[np.ndarray | None] = []
+        if use_cache and results.cache is not None:
+            cached = await results.lookup([key for *_, keys in plans for key in keys])
+        found = iter(cached)
+        hits: list[np.ndarray | None] = []
+        payloads = []
+        work = []
+        for document, spans, windows, keys in plans:
+            vectors = [next(found) for _ in keys] if cached else [None]
+            if all(vector is not None for vector in vectors):
+                hits.append(np.stack(vectors))  # type: ignore[arg-type]
+                continue
+            hits.append(None)
             plan = assign_spans(windows, spans)
-            plans.append((spans, windows, plan))
-            payloads.extend(
-                EngineInput(document.ids[part.window.start : part.window.end], spans=part.local) for part in plan
-            )
-        sums = iter(await runtime.compute(payloads, abandon))
-        results = []
-        for spans, windows, plan in plans:
+            work.append((spans, plan, keys))
+            payloads.extend(EngineInput(document.ids[p.window.start : p.window.end], spans=p.local) for p in plan)
+        sums = iter(await runtime.compute(payloads, abandon)) if payloads else iter(())
+        computed = iter(work)
+        out = []
+        for (_, _, windows, _), hit in zip(plans, hits, strict=True):
+            tokens = sum(window.processed for window in windows)
+            if hit is not None:
+                out.append(LateChunkResult(hit, tokens, cache_hits=len(hit)))
+                continue
+            spans, plan, keys = next(computed)
             accumulator = SpanAccumulator(spans, runtime.loaded.dimensions)
             for part in plan:
                 accumulator.add(part, next(sums))
-            results.append(LateChunkResult(accumulator.means(), sum(window.processed for window in windows)))
-        return results
+            vectors = accumulator.means()
+            if use_cache:
+                results.store(list(zip(keys, vectors, strict=True)))
+            out.append(LateChunkResult(vectors, tokens))
+        return out
 
 
 class DocumentService:
@@ -111,10 +141,7 @@ class DocumentService:
         self._settings = settings
         self._late = LateChunker(settings)
 
-    def model_name(self, request: DocumentEmbeddingRequest) -> str:
-        return self._registry.get(request.model).name
-
-    async def create(self, request: DocumentEmbeddingRequest, abandon: Awaitable[Any] | None = None) -> bytes:
+    async def create(self, request: DocumentEmbeddingRequest, abandon: Awaitable[Any] | None = None) -> Reply:
         runtime = self._registry.get(request.model)
         if len(request.input) > self._settings.max_inputs:
             raise InvalidRequestError(
@@ -136,40 +163,48 @@ class DocumentService:
                 param="chunking",
             )
         if request.late_chunking:
-            vectors, tokens = await self._late_vectors(runtime, split, overlap, abandon)
+            vectors, tokens, hits = await self._late_vectors(runtime, split, overlap, request.cache, abandon)
         else:
-            vectors, tokens = await self._naive_vectors(runtime, split, prompt, abandon)
+            vectors, tokens, hits = await self._naive_vectors(runtime, split, prompt, request.cache, abandon)
         normalize = runtime.card.normalize if request.normalize is None else request.normalize
-        return documents_body(
+        body = documents_body(
             [[_chunk_fields(position, chunk) for position, chunk in enumerate(chunks)] for _, chunks in split],
             [shape_vectors(rows, dimensions=dimensions, normalize=normalize) for rows in vectors],
             model=request.model or runtime.name,
             encoding_format=request.encoding_format,
             tokens=tokens,
         )
+        runtime.count_served(total, tokens)
+        return Reply(runtime.name, body, cache_hits=hits, inputs=total)
 
     async def _late_vectors(
         self,
         runtime: ModelRuntime,
         split: list[tuple[TokenizedDocument, list[Chunk]]],
         overlap: int,
+        use_cache: bool,
         abandon: Awaitable[Any] | None,
-    ) -> tuple[list[np.ndarray], int]:
+    ) -> tuple[list[np.ndarray], int, int]:
         pool_prompt = not runtime.card.exclude_prompt_from_pooling
         documents = [
             (document, fold_specials([(c.token_start, c.token_end) for c in chunks], document, pool_prompt=pool_prompt))
             for document, chunks in split
         ]
-        results = await self._late.pool_spans(runtime, documents, overlap=overlap, abandon=abandon)
-        return [result.vectors for result in results], sum(result.tokens for result in results)
+        results = await self._late.pool_spans(runtime, documents, overlap=overlap, use_cache=use_cache, abandon=abandon)
+        return (
+            [result.vectors for result in results],
+            sum(result.tokens for result in results),
+            sum(result.cache_hits for result in results),
+        )
 
     async def _naive_vectors(
         self,
         runtime: ModelRuntime,
         split: list[tuple[TokenizedDocument, list[Chunk]]],
         prompt: str | None,
+        use_cache: bool,
         abandon: Awaitable[Any] | None,
-    ) -> tuple[list[np.ndarray], int]:
+    ) -> tuple[list[np.ndarray], int, int]:
         texts = [chunk.text for _, chunks in split for chunk in chunks]
         owners = [(d, c) for d, (_, chunks) in enumerate(split) for c in range(len(chunks))]
         try:
@@ -182,14 +217,14 @@ class DocumentService:
                 param="chunking",
             ) from None
         exclude = runtime.card.exclude_prompt_from_pooling
-        rows = runtime.stack(
-            await runtime.compute([EngineInput(t.ids, t.prompt_tokens if exclude else 0) for t in tokenized], abandon)
-        )
+        payloads = [EngineInput(t.ids, t.prompt_tokens if exclude else 0) for t in tokenized]
+        result = await runtime.results.vectors(payloads, use_cache=use_cache, abandon=abandon)
+        rows = runtime.stack(result.rows)
         vectors, start = [], 0
         for _, chunks in split:
             vectors.append(rows[start : start + len(chunks)])
             start += len(chunks)
-        return vectors, sum(len(t) for t in tokenized)
+        return vectors, sum(len(t) for t in tokenized), result.cache_hits
 
 
 def _chunk_fields(position: int, chunk: Chunk) -> dict[str, Any]:

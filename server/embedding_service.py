@@ -15,7 +15,7 @@ from server.errors import InvalidRequestError
 from server.model_runtime import ModelRuntime
 from server.protocol import EmbeddingRequest, TextInputs
 from server.registry import ModelRegistry
-from server.responses import embeddings_body
+from server.responses import Reply, embeddings_body
 from server.settings import ServerSettings
 from server.validation import checked_dimensions, prompt_for
 
@@ -26,10 +26,7 @@ class EmbeddingService:
         self._settings = settings
         self._late = LateChunker(settings)
 
-    def model_name(self, request: EmbeddingRequest) -> str:
-        return self._registry.get(request.model).name
-
-    async def create(self, request: EmbeddingRequest, abandon: Awaitable[Any] | None = None) -> bytes:
+    async def create(self, request: EmbeddingRequest, abandon: Awaitable[Any] | None = None) -> Reply:
         runtime = self._registry.get(request.model)
         count = len(request.input)
         if count > self._settings.max_inputs:
@@ -42,20 +39,22 @@ class EmbeddingService:
         prompt = prompt_for(card, request)
         runtime.check_capacity()
         if request.late_chunking:
-            vectors, tokens = await self._late_chunks(runtime, request, prompt, abandon)
+            vectors, tokens, hits = await self._late_chunks(runtime, request, prompt, abandon)
         else:
-            vectors, tokens = await self._independent(runtime, request, prompt, abandon)
+            vectors, tokens, hits = await self._independent(runtime, request, prompt, abandon)
         normalize = card.normalize if request.normalize is None else request.normalize
-        return embeddings_body(
+        body = embeddings_body(
             shape_vectors(vectors, dimensions=dimensions, normalize=normalize),
             model=request.model or runtime.name,
             encoding_format=request.encoding_format,
             tokens=tokens,
         )
+        runtime.count_served(len(vectors), tokens)
+        return Reply(runtime.name, body, cache_hits=hits, inputs=len(vectors))
 
     async def _independent(
         self, runtime: ModelRuntime, request: EmbeddingRequest, prompt: str | None, abandon: Awaitable[Any] | None
-    ) -> tuple[np.ndarray, int]:
+    ) -> tuple[np.ndarray, int, int]:
         if request.window_overlap is not None:
             raise InvalidRequestError("window_overlap applies only with late_chunking", param="window_overlap")
         tokenized = await runtime.tokenize(
@@ -63,12 +62,12 @@ class EmbeddingService:
         )
         exclude_prompt = runtime.card.exclude_prompt_from_pooling
         payloads = [EngineInput(t.ids, t.prompt_tokens if exclude_prompt else 0) for t in tokenized]
-        vectors = await runtime.compute(payloads, abandon)
-        return runtime.stack(vectors), sum(len(t) for t in tokenized)
+        result = await runtime.results.vectors(payloads, use_cache=request.cache, abandon=abandon)
+        return runtime.stack(result.rows), sum(len(t) for t in tokenized), result.cache_hits
 
     async def _late_chunks(
         self, runtime: ModelRuntime, request: EmbeddingRequest, prompt: str | None, abandon: Awaitable[Any] | None
-    ) -> tuple[np.ndarray, int]:
+    ) -> tuple[np.ndarray, int, int]:
         if not isinstance(request.input, TextInputs):
             raise InvalidRequestError("late_chunking takes the document's chunks as strings", param="input")
         if request.truncate not in (None, "none"):
@@ -78,6 +77,6 @@ class EmbeddingService:
             )
         overlap = self._late.overlap_for(runtime, request.window_overlap)
         result = await self._late.embed_chunks(
-            runtime, request.input.texts, prompt=prompt, overlap=overlap, abandon=abandon
+            runtime, request.input.texts, prompt=prompt, overlap=overlap, use_cache=request.cache, abandon=abandon
         )
-        return result.vectors, result.tokens
+        return result.vectors, result.tokens, result.cache_hits

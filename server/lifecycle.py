@@ -10,8 +10,13 @@ from collections.abc import Callable
 from models.card import ModelCard, with_overrides
 from models.catalog import find_card
 from models.devices import replica_devices
+from models.fingerprint import model_fingerprint
 from models.loader import load_model
 from server.auth import ApiKeyCheck
+from server.cache.local import LocalCache
+from server.cache.metrics import CacheMetrics
+from server.cache.redis_tier import RedisCache
+from server.cache.tiered import ResultCache
 from server.document_service import DocumentService
 from server.embedding_service import EmbeddingService
 from server.errors import NotReadyError
@@ -43,6 +48,23 @@ def resolve_cards(settings: ServerSettings) -> list[ModelCard]:
     return cards
 
 
+def build_cache(settings: ServerSettings, metrics: Metrics) -> ResultCache:
+    """The local tier unless --local-cache-mb 0; Redis when --redis-url is given."""
+    cache_metrics = CacheMetrics(metrics.registry)
+    local = LocalCache(settings.local_cache_mb << 20) if settings.local_cache_mb else None
+    redis = None
+    if settings.redis_url:
+        redis = RedisCache(
+            settings.redis_url,
+            key_prefix=settings.cache_prefix,
+            ttl_s=settings.cache_ttl_s or None,
+            timeout_s=settings.cache_timeout_ms / 1000,
+            storage=settings.cache_storage,
+            metrics=cache_metrics,
+        )
+    return ResultCache(local, redis, cache_metrics)
+
+
 class ServerState:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
@@ -52,6 +74,7 @@ class ServerState:
         self.token_ids = TokenIdPolicy(settings.token_ids)
         self.embeddings = EmbeddingService(self.registry, settings)
         self.documents = DocumentService(self.registry, settings)
+        self.cache = build_cache(settings, self.metrics)
         self.ready = False
         self.stopping = False
         self.started_at = int(time.time())
@@ -66,12 +89,14 @@ class ServerState:
         """Load, warm and start every model, then report ready. A failure is fatal."""
         try:
             loop = asyncio.get_running_loop()
+            await self.cache.start()
             devices = replica_devices(self.settings.device, self.settings.workers)
             for card in cards:
                 loaded = await asyncio.to_thread(
                     load_model, card, device=devices[0], dtype_override=self.settings.dtype
                 )
                 engines = await asyncio.to_thread(loaded.create_engines, devices, packing=self.settings.packing)
+                fingerprint = await asyncio.to_thread(model_fingerprint, loaded)
                 runtime = ModelRuntime(
                     loaded,
                     engines,
@@ -80,6 +105,8 @@ class ServerState:
                     token_ids=self.token_ids,
                     metrics=self.metrics,
                     loop=loop,
+                    cache=self.cache,
+                    fingerprint=fingerprint,
                 )
                 await asyncio.to_thread(runtime.warm_up)
                 runtime.start()
@@ -101,3 +128,4 @@ class ServerState:
         self.stopping = True
         for runtime in self.registry.runtimes:
             await asyncio.to_thread(runtime.drain_and_stop)
+        await self.cache.close()

@@ -47,8 +47,8 @@ class Metrics:
         )  # fmt: skip
         self.queue_depth = Gauge("embed_queue_depth", "Inputs waiting in the queue.", ["model"], registry=r)
         self.queue_tokens = Gauge("embed_queue_tokens", "Tokens waiting in the queue.", ["model"], registry=r)
-        self.inputs = Counter("embed_inputs", "Inputs embedded.", ["model"], registry=r)
-        self.tokens = Counter("embed_tokens", "Tokens processed by the model.", ["model"], registry=r)
+        self.inputs = Counter("embed_inputs", "Inputs or chunks answered, cache hits included.", ["model"], registry=r)
+        self.tokens = Counter("embed_tokens", "Tokens answered (the usage reported to clients).", ["model"], registry=r)
         self.requests = Counter("embed_requests", "Requests answered.", ["endpoint", "status"], registry=r)
         self.errors = Counter("embed_errors", "Error responses by type.", ["type", "code", "status"], registry=r)
 

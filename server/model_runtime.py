@@ -14,18 +14,16 @@ from models.chunking import Chunk, Splitter
 from models.engines.base import Engine, EngineInput
 from models.loader import LoadedModel
 from models.tokenization import TokenizedDocument, TokenizedInput, Truncation
+from server.cache.tiered import ResultCache
+from server.cached_compute import CachedCompute
 from server.errors import InvalidRequestError, NotReadyError, OverloadedError
 from server.metrics import Metrics
 from server.protocol import Inputs, TokenInputs
 from server.scheduling.batch_queue import BatchQueue, QueueClosedError
-from server.scheduling.pending import PendingRequest, QueuedInput
+from server.scheduling.pending import ClientDisconnectedError, PendingRequest, QueuedInput
 from server.scheduling.worker_pool import WorkerPool
 from server.settings import ServerSettings
 from server.token_ids import TokenIdPolicy
-
-
-class ClientDisconnectedError(Exception):
-    """The client went away; its queued inputs were dropped."""
 
 
 class ModelRuntime:
@@ -39,6 +37,8 @@ class ModelRuntime:
         token_ids: TokenIdPolicy,
         metrics: Metrics,
         loop: asyncio.AbstractEventLoop,
+        cache: ResultCache | None = None,
+        fingerprint: bytes = b"",
     ) -> None:
         self.loaded = loaded
         self.card = loaded.card
@@ -65,6 +65,7 @@ class ModelRuntime:
         self._document_thread = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-documents")
         self.max_document_tokens = settings.max_document_tokens
         metrics.watch_queue(self.name, lambda: self.queue.queued_inputs, lambda: self.queue.queued_tokens)
+        self.results = CachedCompute(self.compute, cache=cache, fingerprint=fingerprint, dimensions=loaded.dimensions)
 
     def warm_up(self) -> None:
         """One forward pass per replica, so the first request does not pay for lazy initialisation."""
@@ -174,9 +175,11 @@ class ModelRuntime:
             pending.cancelled = True
             self.queue.discard(items)
             raise
-        self._metrics.inputs.labels(self.name).inc(len(payloads))
-        self._metrics.tokens.labels(self.name).inc(total)
         return results
+
+    def count_served(self, inputs: int, tokens: int) -> None:
+        self._metrics.inputs.labels(self.name).inc(inputs)
+        self._metrics.tokens.labels(self.name).inc(tokens)
 
     def stack(self, vectors: list[np.ndarray]) -> np.ndarray:
         return np.stack(vectors) if vectors else np.zeros((0, self.loaded.dimensions), dtype=np.float32)

@@ -110,6 +110,7 @@ class EmbeddingRequest(BaseModel):
     window_overlap: StrictInt | None = Field(
         None, ge=0, description="Late chunking beyond the context: tokens of context each window repeats."
     )
+    cache: StrictBool = Field(True, description="false computes every vector afresh and stores nothing.")
 
 
 def _documents(value: Any) -> list[str]:
@@ -147,6 +148,7 @@ class DocumentEmbeddingRequest(BaseModel):
     input_type: InputType | None = None
     prompt_name: StrictStr | None = None
     instruction: StrictStr | None = None
+    cache: StrictBool = Field(True, description="false computes every vector afresh and stores nothing.")
 
 
 def parse_request(model: type[BaseModel], data: Any) -> Any:

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import orjson
 
 EncodingFormat = Literal["float", "base64"]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A successful answer: the JSON body plus what the route reports about it."""
+
+    model: str
+    body: bytes
+    cache_hits: int = 0
+    inputs: int = 0
 
 
 def encode_vector(vector: np.ndarray, encoding_format: EncodingFormat) -> Any:

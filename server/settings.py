@@ -90,6 +90,18 @@ class ServerSettings(BaseSettings):
     batch_wait_ms: float = Field(
         0.0, ge=0, description="How long an idle worker waits for a batch to fill once the first input is queued."
     )
+    # Result cache
+    redis_url: str | None = Field(
+        None, description="Redis shared by every replica for cached vectors, e.g. redis://cache:6379/0 (off: none)."
+    )
+    local_cache_mb: int = Field(256, ge=0, description="In-process cache tier size in MiB (0 turns it off).")
+    cache_prefix: str = Field("embed:", description="Key prefix in Redis: one namespace per deployment.")
+    cache_ttl_s: float = Field(7 * 24 * 3600, ge=0, description="Lifetime of a vector in Redis, seconds (0: none).")
+    cache_timeout_ms: float = Field(
+        50, gt=0, description="Longest a request waits on a Redis lookup before treating it as a miss."
+    )
+    cache_storage: Literal["float32", "float16"] = Field("float32", description="How vectors are stored in Redis.")
+    cache_hits_header: bool = Field(False, description="Add X-Cache-Hits: <hits>/<inputs> to responses.")
     log_level: LogLevel = Field("info", description="Log level.")
     access_log: bool = Field(False, description="Log one line per request (costs throughput).")
 

@@ -9,6 +9,7 @@ from starlette.responses import Response
 from server.api.http import answer, read_json, watch_disconnect
 from server.lifecycle import ServerState
 from server.protocol import DocumentEmbeddingRequest, parse_request
+from server.responses import Reply
 
 router = APIRouter()
 
@@ -22,12 +23,11 @@ _OPENAPI = {
 
 @router.post("/v1/documents/embeddings", openapi_extra=_OPENAPI, summary="Chunk documents and embed the chunks")
 async def create_document_embeddings(request: Request) -> Response:
-    async def work(state: ServerState) -> tuple[str, bytes]:
+    async def work(state: ServerState) -> Reply:
         payload = parse_request(DocumentEmbeddingRequest, await read_json(request, state.settings.max_request_bytes))
-        model = state.documents.model_name(payload)
         disconnect = watch_disconnect(request.receive)
         try:
-            return model, await state.documents.create(payload, disconnect)
+            return await state.documents.create(payload, disconnect)
         finally:
             disconnect.cancel()
 

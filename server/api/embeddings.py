@@ -9,6 +9,7 @@ from starlette.responses import Response
 from server.api.http import answer, read_json, watch_disconnect
 from server.lifecycle import ServerState
 from server.protocol import EmbeddingRequest, parse_request
+from server.responses import Reply
 
 router = APIRouter()
 
@@ -22,12 +23,11 @@ _OPENAPI = {
 
 @router.post("/v1/embeddings", openapi_extra=_OPENAPI, summary="Create embeddings (OpenAI-compatible)")
 async def create_embeddings(request: Request) -> Response:
-    async def work(state: ServerState) -> tuple[str, bytes]:
+    async def work(state: ServerState) -> Reply:
         payload = parse_request(EmbeddingRequest, await read_json(request, state.settings.max_request_bytes))
-        model = state.embeddings.model_name(payload)
         disconnect = watch_disconnect(request.receive)
         try:
-            return model, await state.embeddings.create(payload, disconnect)
+            return await state.embeddings.create(payload, disconnect)
         finally:
             disconnect.cancel()
 

@@ -16,7 +16,8 @@ from starlette.types import Receive
 from models.errors import ModelError
 from server.errors import ApiError, InvalidRequestError, PayloadTooLargeError, as_api_error, error_response
 from server.lifecycle import ServerState
-from server.model_runtime import ClientDisconnectedError
+from server.responses import Reply
+from server.scheduling.pending import ClientDisconnectedError
 
 log = logging.getLogger(__name__)
 
@@ -59,19 +60,20 @@ def json_response(body: bytes, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type="application/json")
 
 
-async def answer(
-    request: Request, endpoint: str, work: Callable[[ServerState], Awaitable[tuple[str, bytes]]]
-) -> Response:
-    """Run a /v1 endpoint: auth and readiness first, then `work` (returning model name and
-    body); every failure becomes an OpenAI-shaped error, and the stage metrics are recorded."""
+async def answer(request: Request, endpoint: str, work: Callable[[ServerState], Awaitable[Reply]]) -> Response:
+    """Run a /v1 endpoint: auth and readiness first, then `work`; every failure becomes an
+    OpenAI-shaped error, and the stage metrics are recorded."""
     state = server_state(request)
     started = time.perf_counter()
     model = "-"
     try:
         state.check_api_key(request.headers.get("authorization"))
         state.require_ready()
-        model, body = await work(state)
-        response = json_response(body)
+        reply = await work(state)
+        model = reply.model
+        response = json_response(reply.body)
+        if state.settings.cache_hits_header:
+            response.headers["X-Cache-Hits"] = f"{reply.cache_hits}/{reply.inputs}"
     except ClientDisconnectedError:
         log.info("%s: client disconnected; its queued inputs were dropped", endpoint)
         response = Response(status_code=499)

@@ -9,7 +9,7 @@ from starlette.responses import Response
 from server.api.http import answer
 from server.lifecycle import ServerState
 from server.model_runtime import ModelRuntime
-from server.responses import dumps
+from server.responses import Reply, dumps
 
 router = APIRouter()
 
@@ -27,19 +27,19 @@ def _entry(name: str, runtime: ModelRuntime, created: int) -> dict[str, object]:
 
 @router.get("/v1/models", summary="List served models")
 async def list_models(request: Request) -> Response:
-    async def work(state: ServerState) -> tuple[str, bytes]:
+    async def work(state: ServerState) -> Reply:
         data = [
             _entry(name, runtime, state.started_at) for runtime in state.registry.runtimes for name in runtime.names
         ]
-        return "-", dumps({"object": "list", "data": data})
+        return Reply("-", dumps({"object": "list", "data": data}))
 
     return await answer(request, "models", work)
 
 
 @router.get("/v1/models/{model_id:path}", summary="Describe one served model")
 async def get_model(request: Request, model_id: str) -> Response:
-    async def work(state: ServerState) -> tuple[str, bytes]:
+    async def work(state: ServerState) -> Reply:
         runtime = state.registry.get(model_id)
-        return runtime.name, dumps(_entry(model_id, runtime, state.started_at))
+        return Reply(runtime.name, dumps(_entry(model_id, runtime, state.started_at)))
 
     return await answer(request, "models", work)

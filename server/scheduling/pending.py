@@ -15,6 +15,10 @@ from typing import Any
 from models.engines.base import EngineInput
 
 
+class ClientDisconnectedError(Exception):
+    """The client went away; its queued inputs were dropped."""
+
+
 class PendingRequest:
     """Collects one result per input; lives on the event loop, fed by the worker threads."""
 

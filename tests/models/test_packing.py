@@ -3,6 +3,7 @@ every architecture the suite builds (and on the real MiniLM)."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ def test_rows_are_filled_first_fit_decreasing() -> None:
     layout = plan_rows([50, 20, 70, 30, 10], capacity=100)
     assert layout.rows == 2 and layout.width == 100
     spans = sorted((layout.row_of[i], layout.offset_of[i], n) for i, n in enumerate([50, 20, 70, 30, 10]))
-    for (row_a, start_a, n_a), (row_b, start_b, _) in zip(spans, spans[1:], strict=False):
+    for (row_a, start_a, n_a), (row_b, start_b, _) in pairwise(spans):
         if row_a == row_b:
             assert start_a + n_a <= start_b  # no overlap inside a row
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import cosine_rows
-from tests.server.api.test_late_chunking import reference_late_chunking, reference_model  # noqa: F401
+from tests.references import reference_late_chunking
 
 DOCUMENT = (
     "Berlin is the capital and largest city of Germany, both by area and by population. "
@@ -35,7 +35,8 @@ def vectors(chunks: list[dict]) -> np.ndarray:
     ],
 )
 def test_offsets_are_exact_and_chunks_cover_the_document(minilm_server, chunking) -> None:  # type: ignore[no-untyped-def]
-    body = minilm_server.post("/v1/documents/embeddings", {"input": [DOCUMENT, "short one"], "chunking": chunking}).json()
+    request = {"input": [DOCUMENT, "short one"], "chunking": chunking}
+    body = minilm_server.post("/v1/documents/embeddings", request).json()
     assert body["object"] == "list" and len(body["data"]) == 2
     for index, document in enumerate([DOCUMENT, "short one"]):
         item = body["data"][index]
@@ -118,5 +119,6 @@ def test_errors(minilm_server, fields, param, fragment) -> None:  # type: ignore
 
 def test_chunk_limit(start_server) -> None:  # type: ignore[no-untyped-def]
     server = start_server(max_chunks=5)
-    response = server.post("/v1/documents/embeddings", {"input": DOCUMENT, "chunking": {"kind": "tokens", "max_tokens": 4}})
+    request = {"input": DOCUMENT, "chunking": {"kind": "tokens", "max_tokens": 4}}
+    response = server.post("/v1/documents/embeddings", request)
     assert response.status_code == 400 and "limit of 5" in response.json()["error"]["message"]

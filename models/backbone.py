@@ -40,13 +40,21 @@ class Backbone:
     dtype: torch.dtype
 
 
-def load_backbone(folder: Path, card: ModelCard, dtype: torch.dtype) -> Backbone:
-    """Load on the CPU; replicas are moved to their devices by the engine."""
+def load_backbone(folder: Path, card: ModelCard, dtype: torch.dtype, *, weights: bool = True) -> Backbone:
+    """Load on the CPU; replicas are moved to their devices by the engine. With
+    `weights=False` (another engine loads them) the model is built on the meta device only
+    to learn its shape and attention, costing no memory."""
     try:
-        module = _load_wrapped(folder, card, dtype) if card.backbone else _load_stock(folder, card, dtype)
+        if not weights:
+            module = _describe_only(folder, card)
+        elif card.backbone:
+            module = _load_wrapped(folder, card, dtype)
+        else:
+            module = _load_stock(folder, card, dtype)
     except (OSError, ValueError, KeyError) as exc:
         raise SourceError(f"{card.name}: cannot load weights from {folder}: {exc}") from None
-    module = module.to(dtype).eval().requires_grad_(False)
+    if weights:
+        module = module.to(dtype).eval().requires_grad_(False)
     config = module.config
     if config.model_type in _UNUSED_POOLER_MODELS:
         module.pooler = None  # the CLS dense+tanh head: computed by default, never used for embeddings
@@ -77,6 +85,14 @@ def load_backbone(folder: Path, card: ModelCard, dtype: torch.dtype) -> Backbone
         max_positions=getattr(config, "max_position_embeddings", None),
         dtype=dtype,
     )
+
+
+def _describe_only(folder: Path, card: ModelCard) -> nn.Module:
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(str(folder), gguf_file=card.gguf_file)
+    with torch.device("meta"):
+        return AutoModel.from_config(config)
 
 
 def _load_stock(folder: Path, card: ModelCard, dtype: torch.dtype) -> nn.Module:

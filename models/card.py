@@ -124,8 +124,11 @@ class ModelCard(BaseModel):
             raise _field_error("instruction_template", "must contain the placeholder {instruction}")
         if self.revision is not None and not (isinstance(self.source, str) and self.source.startswith("hf://")):
             raise _field_error("revision", "applies to hf:// sources only")
-        if self.engine == "vllm" and self.layer != -1:
-            raise _field_error("layer", "the vllm engine pools the last layer only")
+        if self.engine == "vllm":
+            for key, value in (("layer", self.layer != -1), ("gguf_file", self.gguf_file),
+                               ("latent_attention", self.latent_attention), ("backbone", self.backbone)):  # fmt: skip
+                if value:
+                    raise _field_error(key, "is not supported by the vllm engine; use engine: torch")
         return self
 
     @property

@@ -54,7 +54,30 @@ class LoadedModel:
         dims = self.card.matryoshka_dims
         return None if dims == "any" else tuple(d for d in dims if d <= self.dimensions)
 
-    def create_engines(self, devices: list[torch.device], *, packing: bool = True) -> list[Engine]:
+    def create_engines(
+        self,
+        devices: list[torch.device],
+        *,
+        packing: bool = True,
+        max_batch_tokens: int = 16384,
+        max_batch_size: int = 256,
+    ) -> list[Engine]:
+        if self.card.engine == "vllm":
+            if len(devices) > 1:
+                raise CardError(f"{self.card.name}: the vllm engine runs one replica (vLLM parallelises itself)",
+                                key="workers")  # fmt: skip
+            from models.engines.vllm_engine import VllmEngine
+
+            engine = VllmEngine(
+                folder=self.folder,
+                card=self.card,
+                backbone=self.backbone,
+                pooler=self.pooler,
+                max_tokens=self.max_tokens,
+                max_batch_tokens=max_batch_tokens,
+                max_batch_size=max_batch_size,
+            )
+            return [engine]
         engines = [
             TorchEngine(
                 self.backbone,
@@ -75,6 +98,7 @@ class LoadedModel:
         """Facts clients may rely on, published in /v1/models."""
         causal = self.backbone.attention == "causal"
         return {
+            "engine": self.card.engine,
             "dimensions": self.dimensions,
             "matryoshka_dimensions": list(self.allowed_dimensions() or []) or "any",
             "max_tokens": self.max_tokens,
@@ -95,7 +119,7 @@ def load_model(card: ModelCard, *, device: torch.device, dtype_override: str | N
     folder = resolve_source(card.source, card.revision)
     dtype = resolve_dtype(dtype_override or card.dtype, device)  # type: ignore[arg-type]
     log.info("loading %s from %s as %s", card.name, folder, dtype)
-    backbone = load_backbone(folder, card, dtype)
+    backbone = load_backbone(folder, card, dtype, weights=card.engine == "torch")
     if card.max_tokens is not None and backbone.max_positions is not None and card.max_tokens > backbone.max_positions:
         raise CardError(
             f"{card.name}: max_tokens {card.max_tokens} exceeds the model's {backbone.max_positions} positions",

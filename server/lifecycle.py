@@ -95,7 +95,13 @@ class ServerState:
                 loaded = await asyncio.to_thread(
                     load_model, card, device=devices[0], dtype_override=self.settings.dtype
                 )
-                engines = await asyncio.to_thread(loaded.create_engines, devices, packing=self.settings.packing)
+                engines = await asyncio.to_thread(
+                    loaded.create_engines,
+                    devices,
+                    packing=self.settings.packing,
+                    max_batch_tokens=self.settings.max_batch_tokens,
+                    max_batch_size=self.settings.max_batch_size,
+                )
                 fingerprint = await asyncio.to_thread(model_fingerprint, loaded)
                 runtime = ModelRuntime(
                     loaded,

@@ -27,6 +27,8 @@ SMOLLM_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 DECODERS = {
     "qwen3": (Qwen3Config, Qwen3ForCausalLM, {"head_dim": 16}),
+    # vLLM's CPU attention supports head sizes of 32 and more.
+    "qwen3-hd32": (Qwen3Config, Qwen3ForCausalLM, {"head_dim": 32}),
     "llama": (LlamaConfig, LlamaForCausalLM, {}),
     "mistral": (MistralConfig, MistralForCausalLM, {"sliding_window": None}),
 }

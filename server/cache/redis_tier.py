@@ -51,7 +51,7 @@ class RedisCache:
         key_prefix: str = "embed:",
         ttl_s: float | None = 7 * 24 * 3600,
         timeout_s: float = 0.05,
-        write_timeout_s: float = 1.0,
+        background_timeout_s: float = 1.0,
         failure_threshold: int = 5,
         reset_timeout_s: float = 2.0,
         max_pending_writes: int = 10_000,
@@ -65,7 +65,7 @@ class RedisCache:
         self._prefix = key_prefix.encode()
         self._ttl_ms = round(ttl_s * 1000) if ttl_s else None  # None or 0: no expiry
         self._timeout_s = timeout_s
-        self._write_timeout_s = write_timeout_s
+        self._background_timeout_s = background_timeout_s
         self._max_connections = max_connections
         self._storage: Storage = storage
         self._metrics = metrics or CacheMetrics(CollectorRegistry())
@@ -88,9 +88,9 @@ class RedisCache:
         pool = BlockingConnectionPool.from_url(
             self.url,
             max_connections=self._max_connections,
-            timeout=self._write_timeout_s,  # waiting for a free connection; reads are bounded tighter below
-            socket_timeout=self._write_timeout_s,
-            socket_connect_timeout=self._write_timeout_s,
+            timeout=self._background_timeout_s,  # waiting for a free connection; reads are bounded tighter
+            socket_timeout=self._background_timeout_s,
+            socket_connect_timeout=self._background_timeout_s,
             retry=Retry(NoBackoff(), 0),  # the breaker decides when to try again, not the client
         )
         self._client = Redis.from_pool(pool)
@@ -103,7 +103,8 @@ class RedisCache:
         if self._closed:
             return
         self._closed = True
-        await self.drain(drain_timeout_s)
+        if self._writer is not None:
+            await self.drain(drain_timeout_s)
         tasks = [task for task in (self._writer, self._prober) if task is not None]
         for task in tasks:
             task.cancel()
@@ -193,11 +194,12 @@ class RedisCache:
                 pipe.delete(name)
             else:
                 pipe.set(name, value, px=self._ttl_ms)
-        return await self._call("write", self._write_timeout_s, pipe.execute()) is not None
+        return await self._call("write", self._background_timeout_s, pipe.execute()) is not None
 
     async def _ping(self) -> bool:
         assert self._client is not None
-        return await self._call("ping", self._timeout_s, self._client.ping()) is not None
+        # Off the request path: a fresh connection's handshake (TLS, AUTH, HELLO) may need more than a read.
+        return await self._call("ping", self._background_timeout_s, self._client.ping()) is not None
 
     async def _call(self, op: str, timeout_s: float, call: Awaitable[T]) -> T | None:
         """`call`'s result, or None once it failed or took longer than `timeout_s` (counted, fed to the breaker)."""

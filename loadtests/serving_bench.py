@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import build_request, request_bodies, run_load, stsb_sentences  # noqa: E402
+from loadgen import build_request, request_bodies, run_load, stsb_sentences
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = [("32 clients x 1 input", 32, 1), ("4 clients x 32 inputs", 4, 32), ("1 client x 1 input", 1, 1)]
@@ -64,10 +64,10 @@ def _env() -> dict[str, str]:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def start_server(port: int, dtype: str, extra: list[str]) -> subprocess.Popen[bytes]:
+def start_server(port: int, dtype: str, extra: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "server", "serve", "--port", str(port), "--dtype", dtype,
                "--log-level", "warning", *extra]  # fmt: skip
-    process = subprocess.Popen(command, cwd=ROOT, env=_env())
+    process = subprocess.Popen(command, cwd=ROOT, env={**_env(), **(env or {})})
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         try:

@@ -35,7 +35,7 @@ class RedisProcess:
     def __init__(self, port: int | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            pytest.skip("redis-server is not on PATH")
+            raise RuntimeError("redis-server is not on PATH: `make test` installs it")
         self.binary = binary
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"

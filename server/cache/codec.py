@@ -24,6 +24,7 @@ VERSION = 1
 HEADER = struct.Struct("<2sBBI8s")
 _DTYPES: dict[int, np.dtype] = {1: np.dtype("<f4"), 2: np.dtype("<f2")}
 _CODES: dict[str, int] = {"float32": 1, "float16": 2}
+_FLOAT32 = np.dtype(np.float32)  # "<f4" equals it on little-endian hosts: no copy there
 _FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
@@ -40,7 +41,7 @@ def encode(vector: np.ndarray, storage: Storage = "float32", *, key: Key = b"") 
     if vector.ndim != 1 or vector.size == 0:
         raise ValueError(f"a cached vector is 1-D and non-empty, got shape {vector.shape}")
     code = _CODES[storage]
-    if code == 2 and not np.all(np.abs(vector) <= _FLOAT16_MAX):  # also false for NaN
+    if code == 2 and not np.abs(vector).max() <= _FLOAT16_MAX:  # also true for NaN
         code = 1
     values = np.ascontiguousarray(vector, dtype=_DTYPES[code])
     return HEADER.pack(MAGIC, VERSION, code, values.size, key_tag(key)) + values.tobytes()
@@ -57,7 +58,7 @@ def decode(data: bytes, *, key: Key = b"") -> np.ndarray | None:
     if len(data) != HEADER.size + dim * dtype.itemsize or tag != key_tag(key):
         return None
     values = np.frombuffer(data, dtype=dtype, offset=HEADER.size)
-    if values.dtype == np.float32:
+    if dtype == _FLOAT32:
         return values  # a view of immutable bytes: read-only for good
     widened = values.astype(np.float32)
     widened.flags.writeable = False

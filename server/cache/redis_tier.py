@@ -112,13 +112,16 @@ class RedisCache:
         if self._client is not None:
             await self._client.aclose()
 
-    async def get_many(self, keys: Sequence[Key]) -> list[np.ndarray | None]:
-        """One MGET for every key. Unavailable, slow, failing Redis or a corrupt value: misses."""
+    async def get_many(self, keys: Sequence[Key], *, timeout_s: float | None = None) -> list[np.ndarray | None]:
+        """One MGET for every key, bounded by `timeout_s` (default: the configured one; a caller may
+        scale it with the bytes a large request fetches). Unavailable, slow, failing Redis or a
+        corrupt value: misses."""
         found: list[np.ndarray | None] = [None] * len(keys)
         if not keys or self._client is None or not self.breaker.allow():
             return found
         names = [key_bytes(key) for key in keys]
-        values = await self._call("mget", self._timeout_s, self._client.mget([self._prefix + n for n in names]))
+        mget = self._client.mget([self._prefix + name for name in names])
+        values = await self._call("mget", timeout_s or self._timeout_s, mget)
         if values is None:
             return found
         hits = corrupt = 0
@@ -157,6 +160,10 @@ class RedisCache:
         except TimeoutError:
             return False
         return True
+
+    @property
+    def timeout_s(self) -> float:
+        return self._timeout_s
 
     @property
     def pending_writes(self) -> int:

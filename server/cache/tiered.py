@@ -69,8 +69,8 @@ class ResultCache:
         if self.redis is not None:
             await self.redis.close()
 
-    async def lookup(self, keys: Sequence[Key]) -> CacheLookup:
-        """Never raises and never waits on Redis longer than its timeout."""
+    async def lookup(self, keys: Sequence[Key], *, redis_timeout_s: float | None = None) -> CacheLookup:
+        """Never raises and never waits on Redis longer than its timeout (or `redis_timeout_s`)."""
         found: list[np.ndarray | None] = self.local.get_many(keys) if self.local else [None] * len(keys)
         missing = [slot for slot, vector in enumerate(found) if vector is None]
         local_hits = len(keys) - len(missing)
@@ -79,7 +79,7 @@ class ResultCache:
             self._metrics.misses.labels("local").inc(len(missing))
         redis_hits = 0
         if missing and self.redis is not None:
-            fetched = await self.redis.get_many([keys[slot] for slot in missing])
+            fetched = await self.redis.get_many([keys[slot] for slot in missing], timeout_s=redis_timeout_s)
             promoted: list[tuple[Key, np.ndarray]] = []
             for slot, vector in zip(missing, fetched):
                 if vector is not None:
@@ -93,9 +93,9 @@ class ResultCache:
         self.stats.misses += len(keys) - local_hits - redis_hits
         return CacheLookup(found, local_hits, redis_hits)
 
-    async def get_many(self, keys: Sequence[Key]) -> list[np.ndarray | None]:
+    async def get_many(self, keys: Sequence[Key], *, redis_timeout_s: float | None = None) -> list[np.ndarray | None]:
         """A read-only float32 vector or None per key (None: compute it, then put_many)."""
-        return (await self.lookup(keys)).vectors
+        return (await self.lookup(keys, redis_timeout_s=redis_timeout_s)).vectors
 
     def put_many(self, items: Iterable[tuple[Key, np.ndarray]]) -> None:
         """Store full-dimension vectors: the local tier now, Redis in the background (overwrites)."""

@@ -10,7 +10,6 @@ import subprocess
 import time
 from collections.abc import Callable
 
-import pytest
 import redis
 
 

@@ -15,14 +15,11 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
-
-import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loadgen import build_request, request_bodies, run_load, stsb_sentences
-from serving_bench import SCENARIOS, start_server
+from serving_bench import SCENARIOS, start_server, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,16 +33,7 @@ def start_vllm_server(port: int, dtype: str, model_dir: str) -> subprocess.Popen
         "--host", "127.0.0.1", "--port", str(port), "--disable-log-stats", "--disable-uvicorn-access-log",
     ]  # fmt: skip
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    raise RuntimeError("vLLM's server did not become ready")
+    return wait_ready(process, f"http://127.0.0.1:{port}/health")
 
 
 def scenarios(port: int, sentences: list[str], duration: float) -> list[dict[str, float | int]]:

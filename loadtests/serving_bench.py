@@ -68,16 +68,22 @@ def start_server(port: int, dtype: str, extra: list[str], env: dict[str, str] | 
     command = [sys.executable, "-m", "server", "serve", "--port", str(port), "--dtype", dtype,
                "--log-level", "warning", *extra]  # fmt: skip
     process = subprocess.Popen(command, cwd=ROOT, env={**_env(), **(env or {})})
-    deadline = time.monotonic() + 180
+    return wait_ready(process, f"http://127.0.0.1:{port}/ready")
+
+
+def wait_ready(process: subprocess.Popen[bytes], url: str, timeout: float = 300) -> subprocess.Popen[bytes]:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+            if httpx.get(url, timeout=1).status_code == 200:
                 return process
         except httpx.TransportError:
             pass
+        if process.poll() is not None:
+            break
         time.sleep(0.2)
     process.kill()
-    raise RuntimeError("server did not become ready")
+    raise RuntimeError(f"{url} did not become ready")
 
 
 def run_scenarios(port: int, model: str, sentences: list[str], duration: float) -> list[dict[str, float | int]]:

@@ -6,9 +6,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive
@@ -16,6 +17,7 @@ from starlette.types import Receive
 from models.errors import ModelError
 from server.errors import ApiError, InvalidRequestError, PayloadTooLargeError, as_api_error, error_response
 from server.lifecycle import ServerState
+from server.protocol import parse_request
 from server.responses import Reply
 from server.scheduling.pending import ClientDisconnectedError
 
@@ -86,3 +88,23 @@ async def answer(request: Request, endpoint: str, work: Callable[[ServerState], 
     state.metrics.requests.labels(endpoint, response.status_code).inc()
     state.metrics.request_duration.labels(endpoint, model).observe(time.perf_counter() - started)
     return response
+
+
+async def answer_post(
+    request: Request, endpoint: str, schema: type[BaseModel], service: Callable[[ServerState], Service]
+) -> Response:
+    """A POST endpoint: body → `schema` → `service(state).create(payload, disconnect)`."""
+
+    async def work(state: ServerState) -> Reply:
+        payload = parse_request(schema, await read_json(request, state.settings.max_request_bytes))
+        disconnect = watch_disconnect(request.receive)
+        try:
+            return await service(state).create(payload, disconnect)
+        finally:
+            disconnect.cancel()
+
+    return await answer(request, endpoint, work)
+
+
+class Service(Protocol):
+    async def create(self, request: Any, abandon: Awaitable[Any] | None = None) -> Reply: ...

@@ -113,7 +113,9 @@ def main() -> None:
     model_dir = str(resolve_source(find_card("all-MiniLM-L6-v2").source))
     sentences = stsb_sentences()
     before = baseline(model_dir, args.dtype, sentences)
-    server = start_server(args.port, args.dtype, args.server_arg)
+    # The result cache would answer repeated sentences without the model: off here (its own
+    # benchmark is cache_bench.py).
+    server = start_server(args.port, args.dtype, ["--local-cache-mb", "0", *args.server_arg])
     try:
         scenarios = run_scenarios(args.port, "all-MiniLM-L6-v2", sentences, args.duration)
     finally:

@@ -38,7 +38,7 @@ class LoadedModel:
     folder: Path
     tokenizer: InputTokenizer
     backbone: Backbone
-    pooler: Pooler
+    pooler: Pooler | None  # None: the weights (and a head's) are loaded by other processes
     dtype: torch.dtype
 
     @property
@@ -61,7 +61,21 @@ class LoadedModel:
         packing: bool = True,
         max_batch_tokens: int = 16384,
         max_batch_size: int = 256,
+        processes: bool = False,
+        threads: int = 1,
     ) -> list[Engine]:
+        """One engine per device. `processes`: each torch replica in a process of its own,
+        with `threads` intra-op threads (see models/engines/process_engine.py)."""
+        if self.card.engine == "torch" and processes:
+            from models.engines.process_engine import ProcessEngine, ReplicaSpec
+
+            card = self.card.model_dump(mode="json")
+            dtype = str(self.dtype).removeprefix("torch.")
+            return [
+                ProcessEngine(ReplicaSpec(card, str(device), dtype, packing, threads), hidden_size=self.dimensions)
+                for device in devices
+            ]
+        assert self.pooler is not None, "this model was loaded without weights"
         if self.card.engine == "vllm":
             if len(devices) > 1:
                 raise CardError(f"{self.card.name}: the vllm engine runs one replica (vLLM parallelises itself)",
@@ -114,12 +128,17 @@ class LoadedModel:
         }
 
 
-def load_model(card: ModelCard, *, device: torch.device, dtype_override: str | None = None) -> LoadedModel:
+def load_model(
+    card: ModelCard, *, device: torch.device, dtype_override: str | None = None, weights: bool | None = None
+) -> LoadedModel:
+    """`weights=False` reads everything but the weights (tokenizer, shapes, attention): for
+    a process whose engines load them elsewhere (replica processes, vLLM)."""
     _quiet_transformers()
     folder = resolve_source(card.source, card.revision)
     dtype = resolve_dtype(dtype_override or card.dtype, device)  # type: ignore[arg-type]
-    log.info("loading %s from %s as %s", card.name, folder, dtype)
-    backbone = load_backbone(folder, card, dtype, weights=card.engine == "torch")
+    with_weights = card.engine == "torch" if weights is None else weights
+    log.info("loading %s from %s as %s%s", card.name, folder, dtype, "" if with_weights else " (no weights)")
+    backbone = load_backbone(folder, card, dtype, weights=with_weights)
     if card.max_tokens is not None and backbone.max_positions is not None and card.max_tokens > backbone.max_positions:
         raise CardError(
             f"{card.name}: max_tokens {card.max_tokens} exceeds the model's {backbone.max_positions} positions",
@@ -136,12 +155,12 @@ def load_model(card: ModelCard, *, device: torch.device, dtype_override: str | N
     except ValueError as exc:
         raise CardError(f"{card.name}: {exc}", key="append_eos" if "EOS" in str(exc) else "max_tokens") from None
     _check_matryoshka(card, backbone.hidden_size)
-    pooler: Pooler
-    if card.pooling == "latent_attention":
+    pooler: Pooler | None = None
+    if card.pooling != "latent_attention":
+        pooler = token_pooler(card.pooling)
+    elif with_weights:
         assert card.latent_attention is not None
         pooler = load_latent_attention(folder, card.latent_attention, backbone.hidden_size)
-    else:
-        pooler = token_pooler(card.pooling)
     return LoadedModel(card=card, folder=folder, tokenizer=tokenizer, backbone=backbone, pooler=pooler, dtype=dtype)
 
 

@@ -79,6 +79,14 @@ class ServerSettings(BaseSettings):
 
     # Scheduling
     workers: int = Field(1, ge=1, description="Model replicas per model (one per GPU with --device cuda).")
+    worker_processes: bool = Field(
+        True,
+        description="Run each torch replica in a process of its own, so the model's Python overhead never "
+        "competes with the event loop for the GIL.",
+    )
+    torch_threads: int | None = Field(
+        None, ge=1, description="Intra-op threads per replica (default: CPU cores / workers on CPU)."
+    )
     max_batch_tokens: int = Field(16384, ge=1, description="Token budget of one batch, counting padding.")
     max_batch_size: int = Field(256, ge=1, description="Most inputs in one batch.")
     max_queue_tokens: int = Field(
@@ -88,7 +96,10 @@ class ServerSettings(BaseSettings):
         True, description="Pack short inputs into shared rows (block-diagonal attention) when cheaper than padding."
     )
     batch_wait_ms: float = Field(
-        0.0, ge=0, description="How long an idle worker waits for a batch to fill once the first input is queued."
+        5.0,
+        ge=0,
+        description="Under steady load, how long a batch's first input may wait for as many requests as the "
+        "previous batch served (a lone request after a busy spell waits once; 0: never).",
     )
     # Result cache
     redis_url: str | None = Field(

@@ -44,6 +44,7 @@ class BatchQueue:
         # Waiting requests in arrival order, each with its queued inputs in order.
         self._waiting: dict[PendingRequest, deque[QueuedInput]] = {}
         self._round = 0
+        self._expected = 1  # requests the previous batch served: how many to wait for
         self._live = 0
         self._queued_tokens = 0
         self._closed = False
@@ -103,19 +104,30 @@ class BatchQueue:
     def take(self, wait_s: float = 0.0) -> list[QueuedInput] | None:
         """Block until a batch can be formed; None once closed and drained.
 
-        With `wait_s` > 0, a batch that is not yet full waits up to that long for more inputs.
+        Under steady load, a batch that starts the moment the first request arrives holds
+        one input while the rest of the clients' requests land just after it, and sizes then
+        alternate between tiny and large. So with `wait_s` > 0 the first input waits (up to
+        `wait_s`) until as many requests are queued as the previous batch served. The
+        expectation follows the load: after a lone request it is one (no wait), and a lone
+        request after a busy spell waits at most `wait_s`, once.
         """
         with self._changed:
-            while not self._closed and not self._live:
-                self._changed.wait()
-            if wait_s > 0 and not self._closed:
-                deadline = time.perf_counter() + wait_s
-                while not self._closed and not self._batch_full():
-                    remaining = deadline - time.perf_counter()
-                    if remaining <= 0:
-                        break
-                    self._changed.wait(remaining)
-            return self._select([]) if self._live else None
+            while True:
+                while not self._closed and not self._live:
+                    self._changed.wait()
+                if not self._live:
+                    return None  # closed and drained
+                if wait_s > 0:
+                    deadline = time.perf_counter() + wait_s
+                    while not self._closed and len(self._waiting) < self._expected and not self._batch_full():
+                        # Woken by every put(); the deadline bounds the wait.
+                        remaining = deadline - time.perf_counter()
+                        if remaining <= 0:
+                            break
+                        self._changed.wait(remaining)
+                if self._live:
+                    return self._select([])
+                # A replica's top-up took everything meanwhile: wait for new work.
 
     def top_up(self, batch: list[QueuedInput]) -> list[QueuedInput]:
         """`batch` without inputs cancelled since it was formed, plus queued inputs that still fit."""
@@ -170,6 +182,7 @@ class BatchQueue:
             chosen.append(item)
             width = max(width, item.tokens)
         self._round += 1
+        self._expected = len({id(item.request) for item in chosen})
         for item in chosen:
             if item.state is InputState.QUEUED:
                 self._leave(item, InputState.TAKEN)

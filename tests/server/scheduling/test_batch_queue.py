@@ -125,18 +125,46 @@ def test_close_drains_before_none(loop) -> None:  # type: ignore[no-untyped-def]
     assert q.take() is None
 
 
-def test_batch_wait_collects_arrivals(loop) -> None:  # type: ignore[no-untyped-def]
-    q = queue(max_batch_size=3)
+def test_batch_wait_expects_as_many_requests_as_last_time(loop) -> None:  # type: ignore[no-untyped-def]
+    q = queue()
     q.put(items_of(loop, 4))
-    threading.Timer(0.05, lambda: q.put(items_of(loop, 4, 4))).start()
     started = time.perf_counter()
-    batch = q.take(wait_s=2.0)
-    assert len(batch) == 3  # woke as soon as the batch was full
+    assert len(q.take(wait_s=2.0)) == 1  # nothing expected yet: no wait at all
+    assert time.perf_counter() - started < 0.5
+    for _ in range(3):
+        q.put(items_of(loop, 4))
+    assert len(q.take(wait_s=2.0)) == 3  # three requests served: expect three next time
+    q.put(items_of(loop, 4))
+    threading.Timer(0.05, lambda: [q.put(items_of(loop, 4)) for _ in range(2)]).start()
+    started = time.perf_counter()
+    assert len(q.take(wait_s=2.0)) == 3  # waited for the other two, woke as soon as they came
     assert time.perf_counter() - started < 1.0
     q.put(items_of(loop, 4))
     started = time.perf_counter()
-    assert len(q.take(wait_s=0.1)) == 1  # not full: waited the full 0.1 s
+    assert len(q.take(wait_s=0.1)) == 1  # they never came: waited the bound, once
     assert time.perf_counter() - started >= 0.09
+    q.put(items_of(loop, 4))
+    started = time.perf_counter()
+    assert len(q.take(wait_s=2.0)) == 1  # expectation followed the load down
+    assert time.perf_counter() - started < 0.5
+
+
+def test_waiting_former_survives_a_top_up_taking_everything(loop) -> None:  # type: ignore[no-untyped-def]
+    q = queue()
+    for _ in range(3):
+        q.put(items_of(loop, 4))
+    first = q.take()  # expectation now three requests
+    q.put(items_of(loop, 5))
+    taken: list[object] = []
+    former = threading.Thread(target=lambda: taken.append(q.take(wait_s=0.2)))
+    former.start()
+    time.sleep(0.05)
+    assert len(q.top_up(first)) == 4  # a replica takes the waiting input meanwhile
+    former.join(timeout=0.5)
+    assert former.is_alive()  # still waiting for work, not returning None (which stops the pool)
+    q.put(late := items_of(loop, 6))
+    former.join(timeout=5)
+    assert taken == [late]
 
 
 def test_short_request_does_not_wait_for_a_huge_one(loop) -> None:  # type: ignore[no-untyped-def]

@@ -43,6 +43,16 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def peak_rss_report(pid: int) -> str:
+    """The server's and each model-replica process's peak RSS (replicas run in children)."""
+    import psutil
+
+    children = [c.pid for c in psutil.Process(pid).children(recursive=True) if "spawn_main" in " ".join(c.cmdline())]
+    parts = [f"server process {peak_rss_mb(pid):.0f} MB"]
+    parts += [f"replica process {peak_rss_mb(child):.0f} MB" for child in children]
+    return ", ".join(parts)
+
+
 def short_latencies(url: str, stop: threading.Event, out: list[float], limit: int = 10_000) -> None:
     with httpx.Client(base_url=url, timeout=120) as client:
         index = 0
@@ -87,7 +97,7 @@ def main() -> None:
             shared = time.perf_counter() - started
             stop.set()
             prober.join()
-        rss = peak_rss_mb(server.pid)
+        rss = peak_rss_report(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -98,7 +108,7 @@ def main() -> None:
     print(f"| document alone | {alone:.2f} | {processed / alone:.0f} | - | - | - |")
     print(f"| document + 1 short-request client | {shared:.2f} | {processed / shared:.0f} | {_p(during, 0.5)} | "
           f"{_p(during, 0.99)} | {len(during)} |")  # fmt: skip
-    print(f"server peak RSS: {rss:.0f} MB")
+    print(f"peak RSS: {rss}")
 
 
 def _p(values: list[float], q: float) -> str:

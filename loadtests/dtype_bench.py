@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import torch
-from loadgen import STSB
+from loadgen import stsb_pairs
 from scipy.stats import spearmanr
 
 from models.catalog import find_card
@@ -29,15 +29,6 @@ from models.engines.base import EngineInput
 from models.loader import load_model
 
 DTYPES = ("float32", "bfloat16")
-
-
-def stsb_pairs(path: Path = STSB) -> list[tuple[str, str, float]]:
-    pairs = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        fields = line.split("\t")
-        if len(fields) >= 7:
-            pairs.append((fields[5], fields[6], float(fields[4])))
-    return pairs
 
 
 def main() -> None:

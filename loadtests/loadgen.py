@@ -20,13 +20,18 @@ from pathlib import Path
 STSB = Path(__file__).resolve().parents[1] / "tests" / "data" / "stsb" / "sts-test.csv"
 
 
-def stsb_sentences(path: Path = STSB) -> list[str]:
-    sentences: list[str] = []
+def stsb_pairs(path: Path = STSB) -> list[tuple[str, str, float]]:
+    """(sentence 1, sentence 2, gold similarity) for every STS-B row."""
+    pairs: list[tuple[str, str, float]] = []
     for line in path.read_text(encoding="utf-8").splitlines():
         fields = line.split("\t")
         if len(fields) >= 7:
-            sentences.extend((fields[5], fields[6]))
-    return sentences
+            pairs.append((fields[5], fields[6], float(fields[4])))
+    return pairs
+
+
+def stsb_sentences(path: Path = STSB) -> list[str]:
+    return [sentence for first, second, _ in stsb_pairs(path) for sentence in (first, second)]
 
 
 @dataclass

@@ -35,6 +35,20 @@ def resolve_dtype(name: DTypeName, device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+# On CPU a batch runs about as fast per token at 2k tokens as at 16k (faster, measured: smaller
+# working sets), but a short request arriving behind it waits for all of it.
+CPU_BATCH_TOKENS = 2048
+GPU_BATCH_TOKENS = 16384
+
+
+def batch_token_budget(requested: int | None, device: torch.device, max_tokens: int) -> int:
+    """The padded-token budget of one batch: `requested`, or the device's default (never below
+    one input of the model's full length)."""
+    if requested is not None:
+        return requested
+    return max(GPU_BATCH_TOKENS if device.type == "cuda" else CPU_BATCH_TOKENS, max_tokens)
+
+
 def replica_devices(device: str, workers: int) -> list[torch.device]:
     """One device per worker replica: 'auto'/'cuda' spread over cuda:0..N-1; 'cpu' repeats the CPU."""
     if workers < 1:

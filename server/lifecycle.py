@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from models.card import ModelCard, with_overrides
 from models.catalog import find_card
-from models.devices import replica_devices
+from models.devices import batch_token_budget, replica_devices
 from models.fingerprint import model_fingerprint
 from models.loader import load_model
 from server.auth import ApiKeyCheck
@@ -102,11 +102,12 @@ class ServerState:
                     dtype_override=self.settings.dtype,
                     weights=False if processes else None,
                 )
+                budget = batch_token_budget(self.settings.max_batch_tokens, devices[0], loaded.max_tokens)
                 engines = await asyncio.to_thread(
                     loaded.create_engines,
                     devices,
                     packing=self.settings.packing,
-                    max_batch_tokens=self.settings.max_batch_tokens,
+                    max_batch_tokens=budget,
                     max_batch_size=self.settings.max_batch_size,
                     processes=processes,
                     threads=self.settings.torch_threads or max(1, (os.cpu_count() or 1) // len(devices)),
@@ -120,6 +121,7 @@ class ServerState:
                     token_ids=self.token_ids,
                     metrics=self.metrics,
                     loop=loop,
+                    max_batch_tokens=budget,
                     cache=self.cache,
                     fingerprint=fingerprint,
                 )

@@ -37,6 +37,7 @@ class ModelRuntime:
         token_ids: TokenIdPolicy,
         metrics: Metrics,
         loop: asyncio.AbstractEventLoop,
+        max_batch_tokens: int,
         cache: ResultCache | None = None,
         fingerprint: bytes = b"",
     ) -> None:
@@ -46,13 +47,13 @@ class ModelRuntime:
         self.names = names
         self._token_ids = token_ids
         self._metrics = metrics
-        if settings.max_batch_tokens < loaded.max_tokens:
+        if max_batch_tokens < loaded.max_tokens:
             raise ValueError(
-                f"--max-batch-tokens {settings.max_batch_tokens} is below {self.name}'s input limit of "
+                f"--max-batch-tokens {max_batch_tokens} is below {self.name}'s input limit of "
                 f"{loaded.max_tokens} tokens: its longest inputs could never be batched"
             )
         self.queue = BatchQueue(
-            max_batch_tokens=settings.max_batch_tokens,
+            max_batch_tokens=max_batch_tokens,
             max_batch_size=settings.max_batch_size,
             max_queue_tokens=settings.max_queue_tokens,
         )

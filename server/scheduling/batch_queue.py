@@ -5,11 +5,17 @@ Producers (the event loop) add a request's inputs all at once or not at all; con
 (worker threads) block on a condition until there is work.
 
 A batch is *anchored* on the first waiting input of the request whose turn it is, then
-filled with queued inputs nearest in length to the anchor (padding stays small); its cost is
-`longest × count` tokens. Turns: a request waits with the turn number current at its
-arrival; once served it goes behind every request that arrived meanwhile. So a huge
-document (hundreds of windows) and short requests alternate instead of the short ones
-waiting for the whole document, and no request starves.
+filled with queued inputs nearest in length to the anchor (padding stays small) and never
+much longer or shorter than it (`compatible`): a short query must not wait for a batch of
+long document windows. Its cost is `longest × count` tokens. Turns: a request waits with
+the turn number current at its arrival; once served it goes behind every request that
+arrived meanwhile. So a huge document (hundreds of windows) and short requests alternate
+instead of the short ones waiting for the whole document, and no request starves.
+
+Batches are chosen twice: `peek` proposes one (the former prepares it while the replicas
+run) and `claim` commits whatever the queue holds *when a replica is free*. Until then the
+proposed inputs stay queued, so a request that arrives meanwhile with an earlier turn goes
+first instead of waiting behind the prepared batch, and cancelled inputs simply vanish.
 """
 
 from __future__ import annotations
@@ -24,6 +30,14 @@ from server.scheduling.pending import InputState, PendingRequest, QueuedInput
 
 class QueueClosedError(Exception):
     pass
+
+
+def compatible(anchor: int, tokens: int) -> bool:
+    """May an input of `tokens` share a batch anchored on one of `anchor` tokens? Within about
+    a factor of two: a batch costs its slowest row, so a 10-token query batched with
+    256-token windows would wait as long as they do."""
+    short, long = sorted((anchor, tokens))
+    return long <= 2 * short + 64
 
 
 class BatchQueue:
@@ -101,8 +115,9 @@ class BatchQueue:
 
     # -- consumer side -------------------------------------------------------------
 
-    def take(self, wait_s: float = 0.0) -> list[QueuedInput] | None:
-        """Block until a batch can be formed; None once closed and drained.
+    def peek(self, wait_s: float = 0.0) -> list[QueuedInput] | None:
+        """Block until a batch can be formed and propose it (its inputs stay queued until a
+        `claim`); None once closed and drained.
 
         Under steady load, a batch that starts the moment the first request arrives holds
         one input while the rest of the clients' requests land just after it, and sizes then
@@ -125,17 +140,24 @@ class BatchQueue:
                         if remaining <= 0:
                             break
                         self._changed.wait(remaining)
-                if self._live:
-                    return self._select([])
-                # A replica's top-up took everything meanwhile: wait for new work.
+                if proposal := self._choose():
+                    return proposal
+                # A replica claimed everything meanwhile (or all was cancelled): wait for new work.
 
-    def top_up(self, batch: list[QueuedInput]) -> list[QueuedInput]:
-        """`batch` without inputs cancelled since it was formed, plus queued inputs that still fit."""
+    def take(self, wait_s: float = 0.0) -> list[QueuedInput] | None:
+        """`peek` and `claim` at once (a consumer with nothing to prepare ahead)."""
+        if self.peek(wait_s) is None:
+            return None
+        return self.claim()
+
+    def claim(self) -> list[QueuedInput]:
+        """Commit the batch the queue holds now (empty if nothing is queued): usually the last
+        proposal plus arrivals that fit, minus cancelled inputs, or a request whose turn came first."""
         with self._lock:
-            kept = [item for item in batch if not item.request.cancelled]
-            if not self._live:
-                return kept
-            return self._select(kept)
+            chosen = self._choose()
+            if chosen:
+                self._commit(chosen)
+            return chosen
 
     # -- internals (lock held) -----------------------------------------------------
 
@@ -162,14 +184,12 @@ class BatchQueue:
                         return candidates
         return candidates
 
-    def _select(self, chosen: list[QueuedInput]) -> list[QueuedInput]:
+    def _choose(self) -> list[QueuedInput]:
         candidates = self._candidates()
-        if not chosen:
-            if not candidates:
-                return []
-            chosen = [candidates.pop(0)]
-        anchor = chosen[0].tokens
-        width = max(item.tokens for item in chosen)
+        if not candidates:
+            return []
+        chosen = [candidates.pop(0)]
+        anchor = width = chosen[0].tokens
         # Nearest in length to the anchor first; ties go to the earlier candidate.
         ranked = sorted(range(len(candidates)), key=lambda i: (abs(candidates[i].tokens - anchor), i))
         for index in ranked:
@@ -177,19 +197,20 @@ class BatchQueue:
                 break
             item = candidates[index]
             padded = max(width, item.tokens) * (len(chosen) + 1)
-            if padded > self.max_batch_tokens:
+            if padded > self.max_batch_tokens or not compatible(anchor, item.tokens):
                 continue
             chosen.append(item)
             width = max(width, item.tokens)
+        return chosen
+
+    def _commit(self, chosen: list[QueuedInput]) -> None:
         self._round += 1
         self._expected = len({id(item.request) for item in chosen})
         for item in chosen:
-            if item.state is InputState.QUEUED:
-                self._leave(item, InputState.TAKEN)
+            self._leave(item, InputState.TAKEN)
             # Served: behind every request that arrived before this batch.
             item.request.turn = self._round + 1
         self._forget_finished()
-        return chosen
 
     def _forget_finished(self) -> None:
         for request, queue in list(self._waiting.items()):

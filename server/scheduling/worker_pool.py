@@ -1,9 +1,11 @@
 """Engine replicas fed from one BatchQueue.
 
-One former thread takes the next batch from the queue and prepares it (padding, pinned host
-tensors) while the replicas run; it holds exactly one prepared batch. A replica that picks
-it up first drops inputs cancelled meanwhile and tops it up with inputs that arrived since
-(re-preparing only if it changed), so prefetching never shrinks batches.
+One former thread proposes the next batch (`BatchQueue.peek`) and prepares it (padding,
+pinned host tensors) while the replicas run; it holds exactly one prepared batch. A replica
+that picks it up claims the batch the queue holds at that moment: the same inputs (the
+preparation is used), or with arrivals added, cancelled inputs gone, or a request whose
+turn came first in front (prepared again). So prefetching never shrinks batches and never
+makes a newly arrived short request wait behind a prepared batch of long ones.
 
 Results go back to the event loop in one callback per batch. If a batch fails, it is split
 and retried so that one bad input fails alone; an error that persists reaches every waiter.
@@ -103,12 +105,13 @@ class WorkerPool:
         prepare = self._engines[0].prepare
         while True:
             self._handoff.wait_empty()
-            items = self._queue.take(self._batch_wait_s)
+            items = self._queue.peek(self._batch_wait_s)
             if items is None:
                 break
             try:
                 prepared = prepare(_payloads(items))
             except Exception as exc:  # a preparation bug must not kill the pool
+                self._queue.discard(items)  # still queued: proposed, never claimed
                 self._fail(items, exc)
                 continue
             self._handoff.put((items, prepared))
@@ -118,11 +121,15 @@ class WorkerPool:
     def _replica(self, engine: Engine) -> None:
         while (entry := self._handoff.get()) is not _STOP:
             items, prepared = entry  # type: ignore[misc]
-            batch = self._queue.top_up(items)
+            batch = self._queue.claim()
             if not batch:
                 continue
-            if batch != items:
-                prepared = engine.prepare(_payloads(batch))
+            if len(batch) != len(items) or any(a is not b for a, b in zip(batch, items)):
+                try:
+                    prepared = engine.prepare(_payloads(batch))
+                except Exception as exc:
+                    self._fail(batch, exc)
+                    continue
             self._run(engine, batch, prepared)
 
     def _run(self, engine: Engine, items: list[QueuedInput], prepared: PreparedBatch) -> None:

@@ -40,10 +40,19 @@ def test_batch_holds_oldest_and_nearest_lengths_within_padded_budget(loop) -> No
 
 def test_oldest_input_always_leads(loop) -> None:  # type: ignore[no-untyped-def]
     q = queue(max_batch_tokens=200)
-    for n in (100, 5, 6, 7):
+    for n in (100, 5, 6, 40, 7):
         q.put(items_of(loop, n))
-    assert [item.tokens for item in q.take()] == [100, 7]  # 2 x 100 fits, 3 x 100 does not
-    assert [item.tokens for item in q.take()] == [5, 6]
+    assert [item.tokens for item in q.take()] == [100, 40]  # 2 x 100 fits, 3 x 100 does not
+    assert [item.tokens for item in q.take()] == [5, 6, 7]
+
+
+@pytest.mark.parametrize(("anchor", "tokens", "joins"), [(10, 84, True), (10, 85, False), (256, 96, True),
+                                                         (256, 95, False), (300, 300, True)])  # fmt: skip
+def test_inputs_far_from_the_anchor_length_never_join(loop, anchor, tokens, joins) -> None:  # type: ignore[no-untyped-def]
+    q = queue(max_batch_tokens=10_000)
+    q.put(items_of(loop, anchor))
+    q.put(items_of(loop, tokens))
+    assert len(q.take()) == (2 if joins else 1)  # a short query never waits for a batch of long windows
 
 
 def test_max_batch_size(loop) -> None:  # type: ignore[no-untyped-def]
@@ -85,17 +94,30 @@ def test_cancelled_without_discard_is_skipped(loop) -> None:  # type: ignore[no-
     assert q.queued_tokens == 0
 
 
-def test_top_up_adds_arrivals_and_drops_cancelled(loop) -> None:  # type: ignore[no-untyped-def]
+def test_claim_adds_arrivals_and_drops_cancelled(loop) -> None:  # type: ignore[no-untyped-def]
     q = queue(max_batch_tokens=40)
     first = items_of(loop, 10, 10)
     q.put(first)
-    batch = q.take()
-    assert batch == first
+    assert q.peek() == first
+    assert q.queued_inputs == 2  # proposed, still queued
     late = items_of(loop, 10, 10, 10)
     q.put(late)
     first[0].request.cancelled = True
-    topped = q.top_up(batch)
-    assert topped == late  # the cancelled pair is gone, the arrivals fill the budget (3 x 10 <= 40)
+    assert q.claim() == late  # the cancelled pair is gone, the arrivals fill the budget (3 x 10 <= 40)
+    assert q.queued_inputs == 0 and q.claim() == []
+
+
+def test_arrival_with_an_earlier_turn_overtakes_the_proposal(loop) -> None:  # type: ignore[no-untyped-def]
+    q = queue(max_batch_tokens=400)
+    document = items_of(loop, *[200] * 8)
+    q.put(document)
+    assert q.take() == document[:2]  # running
+    proposal = q.peek()
+    assert proposal == document[2:4]  # prepared while it runs
+    query = items_of(loop, 5)
+    q.put(query)
+    assert q.claim() == query  # the replica, once free, serves the query first, alone
+    assert q.claim() == document[2:4]
 
 
 def test_take_blocks_until_put_and_close_releases(loop) -> None:  # type: ignore[no-untyped-def]
@@ -149,17 +171,17 @@ def test_batch_wait_expects_as_many_requests_as_last_time(loop) -> None:  # type
     assert time.perf_counter() - started < 0.5
 
 
-def test_waiting_former_survives_a_top_up_taking_everything(loop) -> None:  # type: ignore[no-untyped-def]
+def test_waiting_former_survives_a_claim_taking_everything(loop) -> None:  # type: ignore[no-untyped-def]
     q = queue()
     for _ in range(3):
         q.put(items_of(loop, 4))
-    first = q.take()  # expectation now three requests
+    q.take()  # expectation now three requests
     q.put(items_of(loop, 5))
     taken: list[object] = []
     former = threading.Thread(target=lambda: taken.append(q.take(wait_s=0.2)))
     former.start()
     time.sleep(0.05)
-    assert len(q.top_up(first)) == 4  # a replica takes the waiting input meanwhile
+    assert len(q.claim()) == 1  # a replica claims the waiting input meanwhile
     former.join(timeout=0.5)
     assert former.is_alive()  # still waiting for work, not returning None (which stops the pool)
     q.put(late := items_of(loop, 6))

@@ -1,4 +1,5 @@
-"""The shared tier: Redis behind a breaker, one MGET per request, writes off the response path.
+"""The shared tier: Redis behind a breaker, one MGET per request (or fewer), writes off the
+response path.
 
 Redis is an optimisation, never a dependency: every call is bounded by a small timeout,
 consecutive failures open a circuit breaker so requests stop waiting on a dead or slow
@@ -6,6 +7,12 @@ server, and a background probe closes it once Redis answers a PING again (the po
 reconnects on its own). Writes go to a bounded queue drained by one writer task in
 pipelines; when the queue is full they are dropped and counted, so they cannot pile up.
 Nothing here raises into a request.
+
+A redis-py call costs the event loop ~100-150 us of CPU whatever its size (measured: one MGET
+of one key ~130 us, of 32 keys ~6 us per key), and on a small CPU box that time comes out of
+the forward pass. So concurrent small lookups share MGETs (`MergedReads`: one in flight,
+lookups made meanwhile go together in the next), and the writer lingers a moment so a
+burst of responses becomes one pipeline.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -33,6 +41,69 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _WRITE_BATCH = 256  # commands per write pipeline
+_WRITE_LINGER_S = 0.002  # gather a burst of writes into one pipeline (off the response path)
+_MERGE_MAX_KEYS = 64  # lookups up to this size share MGETs; larger ones amortise their own
+_CALLER_GRACE_S = 0.005
+
+
+Fetch = Callable[[list[bytes], float], Awaitable["list[bytes | None] | None"]]
+
+
+class MergedReads:
+    """Small concurrent lookups share MGETs: at most one merged MGET is in flight, and every
+    lookup made while it runs goes in the next one. Idle, a lookup is sent at the next loop
+    turn; busy, it waits at most one round trip more, and the CPU cost per lookup falls
+    towards the per-key cost. Each caller keeps its own time bound."""
+
+    def __init__(self, fetch: Fetch, max_keys: int = _MERGE_MAX_KEYS) -> None:
+        self._fetch = fetch
+        self._max_keys = max_keys
+        self._waiting: deque[tuple[list[bytes], float, asyncio.Future[list[bytes | None] | None]]] = deque()
+        self._sender: asyncio.Task[None] | None = None
+        self.sent = 0  # MGETs sent for merged lookups (tests, debugging)
+
+    async def get(self, names: list[bytes], timeout_s: float) -> list[bytes | None] | None:
+        """The raw values for `names`, or None if they could not be had within `timeout_s`."""
+        if len(names) > self._max_keys:
+            return await self._fetch(names, timeout_s)
+        future: asyncio.Future[list[bytes | None] | None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((names, timeout_s, future))
+        if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._send(), name="redis-cache-reads")
+        try:
+            # The MGET's own timeout normally answers first (and is counted); this bound is for
+            # a lookup queued behind a slow one.
+            async with asyncio.timeout(timeout_s + _CALLER_GRACE_S):
+                return await future  # cancelling the wait cancels the future: the sender skips it
+        except TimeoutError:
+            return None
+
+    async def close(self) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
+            await asyncio.gather(self._sender, return_exceptions=True)
+
+    async def _send(self) -> None:
+        try:
+            while self._waiting:
+                batch, keys = [], 0
+                while self._waiting and (not batch or keys + len(self._waiting[0][0]) <= self._max_keys):
+                    entry = self._waiting.popleft()
+                    if not entry[2].done():
+                        batch.append(entry)
+                        keys += len(entry[0])
+                if not batch:
+                    continue
+                self.sent += 1
+                values = await self._fetch([name for names, _, _ in batch for name in names],
+                                           max(timeout for _, timeout, _ in batch))  # fmt: skip
+                start = 0
+                for names, _, future in batch:
+                    if not future.done():
+                        future.set_result(None if values is None else values[start : start + len(names)])
+                    start += len(names)
+        finally:
+            self._sender = None
 
 
 def _error_kind(exc: BaseException) -> str:
@@ -74,6 +145,7 @@ class RedisCache:
         self._pending: asyncio.Queue[tuple[bytes, bytes | None]] = asyncio.Queue(max_pending_writes)
         self._metrics.watch_pending(self._pending.qsize)
         self._client: Redis | None = None
+        self._reads = MergedReads(self._mget)
         self._writer: asyncio.Task[None] | None = None
         self._prober: asyncio.Task[None] | None = None
         self._closed = False
@@ -109,6 +181,7 @@ class RedisCache:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self._reads.close()
         if self._client is not None:
             await self._client.aclose()
 
@@ -120,8 +193,7 @@ class RedisCache:
         if not keys or self._client is None or not self.breaker.allow():
             return found
         names = [key_bytes(key) for key in keys]
-        mget = self._client.mget([self._prefix + name for name in names])
-        values = await self._call("mget", timeout_s or self._timeout_s, mget)
+        values = await self._reads.get(names, timeout_s or self._timeout_s)
         if values is None:
             return found
         hits = corrupt = 0
@@ -178,9 +250,16 @@ class RedisCache:
             return False
         return True
 
+    async def _mget(self, names: list[bytes], timeout_s: float) -> list[bytes | None] | None:
+        if self._client is None or not self.breaker.allow():
+            return None
+        return await self._call("mget", timeout_s, self._client.mget([self._prefix + name for name in names]))
+
     async def _write_loop(self) -> None:
         while True:
             batch = [await self._pending.get()]
+            if self._pending.qsize() < _WRITE_BATCH:
+                await asyncio.sleep(_WRITE_LINGER_S)  # once per pipeline: a burst's writes go together
             while len(batch) < _WRITE_BATCH and not self._pending.empty():
                 batch.append(self._pending.get_nowait())
             try:

@@ -14,7 +14,7 @@ import redis
 from server.cache.breaker import BreakerState
 from server.cache.codec import HEADER, encode
 from server.cache.metrics import CacheMetrics
-from server.cache.redis_tier import RedisCache
+from server.cache.redis_tier import MergedReads, RedisCache
 from tests.redis_server import RedisProcess, command_calls, wait_until
 
 TIMEOUT_S = 0.2
@@ -86,6 +86,41 @@ async def test_one_round_trip_per_lookup(make_cache: Factory, raw: redis.Redis, 
     assert sample(metrics, "embed_cache_misses_total", tier="redis") == 100
     assert sample(metrics, "embed_cache_redis_duration_seconds_count", op="mget") == 1
     assert await cache.get_many([]) == [] and command_calls(raw, "mget") == 1
+
+
+async def test_concurrent_small_lookups_share_mgets(make_cache: Factory, raw: redis.Redis) -> None:
+    cache = await make_cache()
+    cache.put_many((f"k{i}", vec(i, 8)) for i in range(100))
+    assert await cache.drain(5)
+    raw.config_resetstat()
+    found = await asyncio.gather(*(cache.get_many([f"k{i}"]) for i in range(100)))
+    assert all(got is not None and got.tobytes() == vec(i, 8).tobytes() for i, (got,) in enumerate(found))
+    assert command_calls(raw, "mget") == 2  # 100 one-key lookups made together: MGETs of 64 and 36 keys
+
+
+async def test_merged_lookup_queued_behind_a_hung_one_keeps_its_time_bound() -> None:
+    release = asyncio.Event()
+    calls: list[list[bytes]] = []
+
+    async def fetch(names: list[bytes], timeout_s: float) -> list[bytes | None] | None:
+        calls.append(names)
+        if len(calls) == 1:
+            await release.wait()  # a Redis that stopped answering (no timeout of its own here)
+        return [b"v" + name for name in names]
+
+    reads = MergedReads(fetch)
+    hung = asyncio.ensure_future(reads.get([b"a"], 10.0))
+    await asyncio.sleep(0.01)
+    started = time.monotonic()
+    assert await reads.get([b"b"], 0.05) is None  # waited its own bound, not the hung call's
+    assert time.monotonic() - started < 0.05 + MARGIN_S
+    later = asyncio.gather(reads.get([b"c"], 1.0), reads.get([b"d", b"e"], 1.0))
+    await asyncio.sleep(0.01)
+    release.set()
+    assert await later == [[b"vc"], [b"vd", b"ve"]]
+    assert await hung == [b"va"]
+    assert calls == [[b"a"], [b"c", b"d", b"e"]]  # the timed-out lookup was skipped, the rest merged
+    await reads.close()
 
 
 async def test_ttl_expires_values(make_cache: Factory, raw: redis.Redis) -> None:

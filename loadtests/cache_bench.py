@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import build_request, run_load, stsb_sentences
+from loadgen import build_request, native_dtype, run_load, stsb_sentences
 from serving_bench import start_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +51,7 @@ def warm(port: int, texts: list[str]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    parser.add_argument("--dtype", default=native_dtype(), choices=["bfloat16", "float32"])
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--port", type=int, default=8331)
     parser.add_argument("--redis-port", type=int, default=8332)

@@ -21,7 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
-from loadgen import stsb_sentences
+from loadgen import native_dtype, stsb_sentences
 
 from models.card import with_overrides
 from models.catalog import find_card
@@ -31,7 +31,7 @@ from models.loader import load_model
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    parser.add_argument("--dtype", default=native_dtype(), choices=["bfloat16", "float32"])
     parser.add_argument("--layer", type=int, default=15)
     parser.add_argument("--sentences", type=int, default=1024)
     parser.add_argument("--rounds", type=int, default=3)

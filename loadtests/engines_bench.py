@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import build_request, request_bodies, run_load, stsb_sentences
+from loadgen import build_request, native_dtype, request_bodies, run_load, stsb_sentences
 from serving_bench import SCENARIOS, start_server, wait_ready
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ def scenarios(port: int, sentences: list[str], duration: float) -> list[dict[str
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    parser.add_argument("--dtype", default=native_dtype(), choices=["bfloat16", "float32"])
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--port", type=int, default=8341)
     args = parser.parse_args()

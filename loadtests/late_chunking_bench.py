@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import stsb_sentences
+from loadgen import native_dtype, stsb_sentences
 from serving_bench import start_server
 
 
@@ -68,7 +68,7 @@ def short_latencies(url: str, stop: threading.Event, out: list[tuple[float, floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokens", type=int, default=50_000)
-    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    parser.add_argument("--dtype", default=native_dtype(), choices=["bfloat16", "float32"])
     parser.add_argument("--port", type=int, default=8321)
     parser.add_argument("--chunk-tokens", type=int, default=128)
     args = parser.parse_args()

@@ -28,7 +28,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loadgen import build_request, request_bodies, run_load, stsb_sentences
+from loadgen import build_request, native_dtype, request_bodies, run_load, stsb_sentences
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = [("32 clients x 1 input", 32, 1), ("4 clients x 32 inputs", 4, 32), ("1 client x 1 input", 1, 1)]
@@ -100,7 +100,7 @@ def run_scenarios(port: int, model: str, sentences: list[str], duration: float) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float32"])
+    parser.add_argument("--dtype", default=native_dtype(), choices=["bfloat16", "float32"])
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--port", type=int, default=8311)
     parser.add_argument("--server-arg", action="append", default=[], help="extra flag for the server")

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 TIERS = ("local", "redis")
 ERROR_KINDS = ("timeout", "connection", "corrupt", "response")
+REDIS_OPS = ("mget", "write", "ping")
 DROP_REASONS = ("queue_full", "unavailable")
 
 
@@ -40,10 +41,11 @@ class CacheMetrics:
             "embed_cache_dropped_writes", "Redis writes dropped: queue full, or Redis unavailable or failing.",
             ["reason"], registry=r,
         )  # fmt: skip
-        # Every series exists from the start, so rates and alerts see zeros rather than gaps.
-        for tier in TIERS:
-            self.hits.labels(tier)
-            self.misses.labels(tier)
+        # Every series exists from the start, so rates and alerts see zeros rather than gaps; the
+        # per-request ones are bound once (a labels() lookup costs a lock and a dict per call).
+        self.tier_hits = {tier: self.hits.labels(tier) for tier in TIERS}
+        self.tier_misses = {tier: self.misses.labels(tier) for tier in TIERS}
+        self.redis_op_duration = {op: self.redis_duration.labels(op) for op in REDIS_OPS}
         for kind in ERROR_KINDS:
             self.errors.labels(kind)
         for reason in DROP_REASONS:

@@ -202,8 +202,8 @@ class RedisCache:
                 found[slot] = vector = decode(value, key=name)
                 hits += vector is not None
                 corrupt += vector is None
-        self._metrics.hits.labels("redis").inc(hits)
-        self._metrics.misses.labels("redis").inc(len(keys) - hits)
+        self._metrics.tier_hits["redis"].inc(hits)
+        self._metrics.tier_misses["redis"].inc(len(keys) - hits)
         if corrupt:
             # Misses, so the caller recomputes them and its put_many overwrites the bad values.
             self._metrics.errors.labels("corrupt").inc(corrupt)
@@ -300,7 +300,7 @@ class RedisCache:
             self.breaker.record_failure()
             return None
         finally:
-            self._metrics.redis_duration.labels(op).observe(time.perf_counter() - started)
+            self._metrics.redis_op_duration[op].observe(time.perf_counter() - started)
         self.breaker.record_success()
         return result
 

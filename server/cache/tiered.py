@@ -75,8 +75,8 @@ class ResultCache:
         missing = [slot for slot, vector in enumerate(found) if vector is None]
         local_hits = len(keys) - len(missing)
         if self.local is not None and self._metrics is not None:
-            self._metrics.hits.labels("local").inc(local_hits)
-            self._metrics.misses.labels("local").inc(len(missing))
+            self._metrics.tier_hits["local"].inc(local_hits)
+            self._metrics.tier_misses["local"].inc(len(missing))
         redis_hits = 0
         if missing and self.redis is not None:
             fetched = await self.redis.get_many([keys[slot] for slot in missing], timeout_s=redis_timeout_s)

@@ -7,12 +7,30 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from models.card import ModelCard
 from server.api import documents, embeddings, health, models
+from server.api.http import JsonPost
 from server.errors import install_error_handlers
 from server.lifecycle import ServerState, resolve_cards
 from server.settings import ServerSettings
+
+# The hot endpoints, dispatched on their exact path before FastAPI's stack (see server/api/http.py).
+FAST_POSTS: dict[str, JsonPost] = {
+    "/v1/embeddings": embeddings.ENDPOINT,
+    "/v1/documents/embeddings": documents.ENDPOINT,
+}
+
+
+class EmbeddingApp(FastAPI):
+    """FastAPI, except that a POST to a hot endpoint goes straight to its ASGI handler."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and (post := FAST_POSTS.get(scope["path"])):
+            await (await post.answer(self.state.server, scope, receive)).send(send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -20,7 +38,7 @@ def create_app(
     *,
     cards: list[ModelCard] | None = None,
     on_fatal: Callable[[BaseException], None] | None = None,
-) -> FastAPI:
+) -> EmbeddingApp:
     """`cards` defaults to resolving settings.model; models load in the background after
     start-up so /health answers at once and /ready turns 200 when they are warm."""
     state = ServerState(settings)
@@ -37,7 +55,7 @@ def create_app(
             await loading
         await state.drain_and_stop()
 
-    app = FastAPI(
+    app = EmbeddingApp(
         title="embed-server",
         summary="OpenAI-compatible embedding server",
         lifespan=lifespan,

@@ -130,11 +130,16 @@ def as_api_error(exc: Exception) -> ApiError:
     return InternalError("The server failed to process the request; the error has been logged.")
 
 
-def error_response(exc: Exception) -> Response:
+def error_parts(exc: Exception) -> tuple[ApiError, int, bytes]:
+    """The client-facing error, its status and its OpenAI-shaped JSON body."""
     error = as_api_error(exc)
-    status = status_of(error)
     body = {"error": {"message": error.message, "type": error.type, "param": error.param, "code": error.code}}
-    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=error.headers())
+    return error, status_of(error), orjson.dumps(body)
+
+
+def error_response(exc: Exception) -> Response:
+    error, status, body = error_parts(exc)
+    return Response(body, status_code=status, media_type="application/json", headers=error.headers())
 
 
 def install_error_handlers(app: FastAPI, on_error: Any = None) -> None:

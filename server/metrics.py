@@ -51,10 +51,20 @@ class Metrics:
         self.tokens = Counter("embed_tokens", "Tokens answered (the usage reported to clients).", ["model"], registry=r)
         self.requests = Counter("embed_requests", "Requests answered.", ["endpoint", "status"], registry=r)
         self.errors = Counter("embed_errors", "Error responses by type.", ["type", "code", "status"], registry=r)
+        # labels() takes a lock and builds a key on every call: the per-request children are bound once.
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def watch_queue(self, model: str, depth: Callable[[], float], tokens: Callable[[], float]) -> None:
         self.queue_depth.labels(model).set_function(depth)
         self.queue_tokens.labels(model).set_function(tokens)
+
+    def observe_request(self, endpoint: str, model: str, status: int, seconds: float) -> None:
+        children = self._request_children.get((endpoint, model, status))
+        if children is None:
+            children = (self.requests.labels(endpoint, status), self.request_duration.labels(endpoint, model))
+            self._request_children[(endpoint, model, status)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -6,10 +6,12 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server.api.http import answer_post
+from server.api.http import JsonPost
 from server.protocol import DocumentEmbeddingRequest
 
 router = APIRouter()
+
+ENDPOINT = JsonPost("documents", DocumentEmbeddingRequest, lambda state: state.documents)
 
 _OPENAPI = {
     "requestBody": {
@@ -21,4 +23,4 @@ _OPENAPI = {
 
 @router.post("/v1/documents/embeddings", openapi_extra=_OPENAPI, summary="Chunk documents and embed the chunks")
 async def create_document_embeddings(request: Request) -> Response:
-    return await answer_post(request, "documents", DocumentEmbeddingRequest, lambda state: state.documents)
+    return await ENDPOINT.route(request)

@@ -6,10 +6,12 @@ from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server.api.http import answer_post
+from server.api.http import JsonPost
 from server.protocol import EmbeddingRequest
 
 router = APIRouter()
+
+ENDPOINT = JsonPost("embeddings", EmbeddingRequest, lambda state: state.embeddings)
 
 _OPENAPI = {
     "requestBody": {
@@ -21,4 +23,4 @@ _OPENAPI = {
 
 @router.post("/v1/embeddings", openapi_extra=_OPENAPI, summary="Create embeddings (OpenAI-compatible)")
 async def create_embeddings(request: Request) -> Response:
-    return await answer_post(request, "embeddings", EmbeddingRequest, lambda state: state.embeddings)
+    return await ENDPOINT.route(request)

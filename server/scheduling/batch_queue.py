@@ -115,7 +115,7 @@ class BatchQueue:
 
     # -- consumer side -------------------------------------------------------------
 
-    def peek(self, wait_s: float = 0.0) -> list[QueuedInput] | None:
+    def peek(self, wait_s: float = 0.0, *, share: int = 1) -> list[QueuedInput] | None:
         """Block until a batch can be formed and propose it (its inputs stay queued until a
         `claim`); None once closed and drained.
 
@@ -125,6 +125,8 @@ class BatchQueue:
         `wait_s`) until as many requests are queued as the previous batch served. The
         expectation follows the load: after a lone request it is one (no wait), and a lone
         request after a busy spell waits at most `wait_s`, once.
+
+        `share`: how many idle consumers the queued work is split between (see `claim`).
         """
         with self._changed:
             while True:
@@ -140,21 +142,26 @@ class BatchQueue:
                         if remaining <= 0:
                             break
                         self._changed.wait(remaining)
-                if proposal := self._choose():
+                if proposal := self._choose(share):
                     return proposal
                 # A replica claimed everything meanwhile (or all was cancelled): wait for new work.
 
-    def take(self, wait_s: float = 0.0) -> list[QueuedInput] | None:
+    def take(self, wait_s: float = 0.0, *, share: int = 1) -> list[QueuedInput] | None:
         """`peek` and `claim` at once (a consumer with nothing to prepare ahead)."""
-        if self.peek(wait_s) is None:
+        if self.peek(wait_s, share=share) is None:
             return None
-        return self.claim()
+        return self.claim(share=share)
 
-    def claim(self) -> list[QueuedInput]:
+    def claim(self, *, share: int = 1) -> list[QueuedInput]:
         """Commit the batch the queue holds now (empty if nothing is queued): usually the last
-        proposal plus arrivals that fit, minus cancelled inputs, or a request whose turn came first."""
+        proposal plus arrivals that fit, minus cancelled inputs, or a request whose turn came first.
+
+        With `share` idle replicas (this one included) a batch takes at most its share of the
+        queued inputs, so the others start at once on the rest instead of idling while one
+        replica runs everything (what greedy batches do with closed-loop clients: all of them
+        wait on the same batch, come back together, and fill one batch again)."""
         with self._lock:
-            chosen = self._choose()
+            chosen = self._choose(share)
             if chosen:
                 self._commit(chosen)
             return chosen
@@ -184,16 +191,17 @@ class BatchQueue:
                         return candidates
         return candidates
 
-    def _choose(self) -> list[QueuedInput]:
+    def _choose(self, share: int = 1) -> list[QueuedInput]:
         candidates = self._candidates()
         if not candidates:
             return []
+        limit = min(self.max_batch_size, -(-self._live // max(1, share)))
         chosen = [candidates.pop(0)]
         anchor = width = chosen[0].tokens
         # Nearest in length to the anchor first; ties go to the earlier candidate.
         ranked = sorted(range(len(candidates)), key=lambda i: (abs(candidates[i].tokens - anchor), i))
         for index in ranked:
-            if len(chosen) >= self.max_batch_size:
+            if len(chosen) >= limit:
                 break
             item = candidates[index]
             padded = max(width, item.tokens) * (len(chosen) + 1)

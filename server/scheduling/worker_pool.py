@@ -40,6 +40,8 @@ class _Handoff:
     def __init__(self) -> None:
         self._changed = threading.Condition()
         self._entry: object | None = None
+        # Replicas waiting in get(), with nothing to run: queued work is split between them.
+        self.idle = 0
 
     def wait_empty(self) -> None:
         with self._changed:
@@ -53,8 +55,10 @@ class _Handoff:
 
     def get(self) -> object:
         with self._changed:
+            self.idle += 1
             while self._entry is None:
                 self._changed.wait()
+            self.idle -= 1
             entry = self._entry
             if entry is not _STOP:  # STOP stays for the other replicas
                 self._entry = None
@@ -105,7 +109,7 @@ class WorkerPool:
         prepare = self._engines[0].prepare
         while True:
             self._handoff.wait_empty()
-            items = self._queue.peek(self._batch_wait_s)
+            items = self._queue.peek(self._batch_wait_s, share=max(1, self._handoff.idle))
             if items is None:
                 break
             try:
@@ -121,7 +125,7 @@ class WorkerPool:
     def _replica(self, engine: Engine) -> None:
         while (entry := self._handoff.get()) is not _STOP:
             items, prepared = entry  # type: ignore[misc]
-            batch = self._queue.claim()
+            batch = self._queue.claim(share=self._handoff.idle + 1)  # the idle ones and this one
             if not batch:
                 continue
             if len(batch) != len(items) or any(a is not b for a, b in zip(batch, items)):

@@ -172,3 +172,29 @@ def test_too_many_inputs(minilm_server) -> None:  # type: ignore[no-untyped-def]
     assert response.status_code == 400
     assert "2048" in response.json()["error"]["message"]
     assert minilm_server.post("/v1/embeddings", {"input": ["x"] * 2048}).status_code == 200
+
+
+def test_fastapi_route_answers_like_the_fast_dispatch(minilm_server) -> None:  # type: ignore[no-untyped-def]
+    """The app dispatches POST /v1/embeddings before FastAPI's stack; the FastAPI route (kept for
+    the OpenAPI schema and other paths) must answer byte for byte the same."""
+    from fastapi import FastAPI
+
+    app = minilm_server.app
+
+    async def through_fastapi(scope, receive, send):  # type: ignore[no-untyped-def]
+        await FastAPI.__call__(app, scope, receive, send)
+
+    async def post_both(body: bytes) -> list[httpx.Response]:
+        answers = []
+        for asgi in (app, through_fastapi):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi), base_url="http://app") as client:
+                answers.append(await client.post("/v1/embeddings", content=body))
+        return answers
+
+    loop = minilm_server.app.state.loading.get_loop()  # the server's loop: its queues deliver there
+    cases = {b'{"input": ["a sentence", "another"]}': 200, b'{"input": 5}': 400, b"{": 400}
+    for body, status in cases.items():
+        fast, routed = asyncio.run_coroutine_threadsafe(post_both(body), loop).result(timeout=60)
+        assert fast.status_code == routed.status_code == status
+        assert fast.content == routed.content
+        assert fast.headers["content-type"] == routed.headers["content-type"] == "application/json"

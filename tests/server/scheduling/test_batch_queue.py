@@ -211,3 +211,13 @@ def test_two_large_requests_alternate(loop) -> None:  # type: ignore[no-untyped-
         if not q.queued_inputs:
             break
     assert owners[:4] == [first[0].request, second[0].request, first[0].request, second[0].request]
+
+
+def test_claim_takes_its_share_of_the_queue(loop) -> None:  # type: ignore[no-untyped-def]
+    q = queue()
+    for _ in range(10):
+        q.put(items_of(loop, 5))
+    assert len(q.peek(share=2)) == 5
+    assert len(q.claim(share=2)) == 5  # another idle replica takes the rest
+    assert len(q.claim(share=3)) == 2  # ceil(5 / 3)
+    assert len(q.claim()) == 3

@@ -118,6 +118,23 @@ async def test_replicas_share_the_queue() -> None:
     await harness.stop()
 
 
+async def test_idle_replicas_split_a_burst() -> None:
+    # Closed-loop clients come back together: one greedy batch would leave the other replica idle.
+    engines = [FakeEngine(), FakeEngine()]
+    gate = threading.Event()
+    for engine in engines:
+        engine.gate = gate
+    harness = Harness(engines)
+    await asyncio.sleep(0.1)  # both replicas idle, waiting for work
+    request, _ = harness.submit(*[[i] for i in range(1, 33)])  # queued at once
+    await asyncio.to_thread(engines[0].running.wait, 5)
+    await asyncio.to_thread(engines[1].running.wait, 5)
+    gate.set()
+    await request.future
+    assert sorted(len(engine.batches[0]) for engine in engines) == [16, 16]
+    await harness.stop()
+
+
 async def test_drain_finishes_queued_work() -> None:
     engine = FakeEngine()
     harness = Harness([engine], max_batch_size=2)

@@ -26,6 +26,7 @@ import statistics
 import subprocess
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -63,14 +64,24 @@ def scenarios(port: int, sentences: list[str], duration: float) -> list[dict[str
 
 def servers(args: argparse.Namespace, model_dir: str) -> dict[str, Callable[[], subprocess.Popen[bytes]]]:
     ours = ["--local-cache-mb", "0", *args.server_arg]
-    return {
-        OURS[0]: lambda: start_server(args.port, args.dtype, ["--engine", "torch", *ours]),
-        OURS[1]: lambda: start_server(args.port, args.dtype, ["--engine", "vllm", *ours]),
-        "vLLM OpenAI server (1 core bound)": lambda: start_vllm_server(args.port, args.dtype, model_dir, None),
-        f"vLLM OpenAI server (cores {ALL_CORES} bound)": lambda: start_vllm_server(
-            args.port, args.dtype, model_dir, ALL_CORES
-        ),
+    configs = [("ours, torch engine", "--engine torch")]
+    if not args.no_vllm:
+        configs.append(("ours, vllm engine", "--engine vllm"))
+    configs += [tuple(config.split("=", 1)) for config in args.config]  # type: ignore[misc]
+    starters: dict[str, Callable[[], subprocess.Popen[bytes]]] = {
+        f"ours, {name}" if not name.startswith("ours") else name: partial(
+            start_server, args.port, args.dtype, [*ours, *flags.split()]
+        )
+        for name, flags in configs
     }
+    if not args.no_vllm:
+        starters["vLLM OpenAI server (1 core bound)"] = partial(
+            start_vllm_server, args.port, args.dtype, model_dir, None
+        )
+        starters[f"vLLM OpenAI server (cores {ALL_CORES} bound)"] = partial(
+            start_vllm_server, args.port, args.dtype, model_dir, ALL_CORES
+        )
+    return starters
 
 
 def main() -> None:
@@ -80,6 +91,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--port", type=int, default=8341)
     parser.add_argument("--server-arg", action="append", default=[], help="extra flag for our server")
+    parser.add_argument(
+        "--config", action="append", default=[], metavar="NAME=FLAGS",
+        help="a further configuration of our server to measure (repeatable), "
+        "e.g. 'torch 2x1=--workers 2 --torch-threads 1'",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-vllm", action="store_true", help="only our torch engine and --config's: an A/B of configurations"
+    )
     parser.add_argument("--out", type=Path, help="write every round's figures as JSON")
     args = parser.parse_args()
 
@@ -108,17 +127,22 @@ def main() -> None:
                      for r in results]  # fmt: skip
             print(f"| {name} | " + " | ".join(cells) + " |")
         print(flush=True)
+    baseline = "best vLLM server" if not args.no_vllm else f"{OURS[0]}"
     for index, (scenario, _, _) in enumerate(SCENARIOS):
-        for name in OURS:
+        for name in [name for name in starters if name.startswith("ours")]:
             ratios = []
             for rows in rounds:
-                vllm = max(v[index]["inputs_per_s"] for k, v in rows.items() if k.startswith("vLLM"))
-                ratios.append(rows[name][index]["inputs_per_s"] / vllm)
-            print(f"{scenario}: {name} / best vLLM server: rounds " + ", ".join(f"{r:.2f}" for r in ratios)
+                reference = (max(v[index]["inputs_per_s"] for k, v in rows.items() if k.startswith("vLLM"))
+                             if not args.no_vllm else rows[OURS[0]][index]["inputs_per_s"])  # fmt: skip
+                ratios.append(rows[name][index]["inputs_per_s"] / reference)
+            print(f"{scenario}: {name} / {baseline}: rounds " + ", ".join(f"{r:.2f}" for r in ratios)
                   + f"; median {statistics.median(ratios):.2f}x")  # fmt: skip
     if args.out:
         args.out.write_text(
-            json.dumps({"dtype": args.dtype, "server_args": args.server_arg, "rounds": rounds}, indent=1)
+            json.dumps(
+                {"dtype": args.dtype, "server_args": args.server_arg, "configs": args.config, "rounds": rounds},
+                indent=1,
+            )
         )
 
 

@@ -169,7 +169,7 @@ if __name__ == "__main__":
 
 def native_dtype() -> str:
     """The benchmarks' default dtype: the server's `--dtype auto` choice on this CPU (bf16 where
-    it runs natively; emulated on an AVX2-only CPU it is ~500x slower than fp32)."""
-    from models.devices import cpu_has_native_bf16  # the installed project (make install-test)
+    it is measured clearly faster than fp32, see models/devices.py)."""
+    from models.devices import cpu_prefers_bf16  # the installed project (make install-test)
 
-    return "bfloat16" if cpu_has_native_bf16() else "float32"
+    return "bfloat16" if cpu_prefers_bf16() else "float32"

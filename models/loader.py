@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,23 +63,27 @@ class LoadedModel:
         max_batch_size: int = 256,
         processes: bool = False,
         threads: int = 1,
+        shared_cores: int | None = None,
     ) -> list[Engine]:
-        """One engine per device. `processes`: each torch replica in a process of its own,
-        with `threads` intra-op threads (see models/engines/process_engine.py)."""
-        if self.card.engine == "torch" and processes:
-            from models.engines.process_engine import ProcessEngine, ReplicaSpec
+        """One engine per device. `processes`: each replica (torch or vLLM) in a process of its
+        own, with `threads` intra-op threads, or, given `shared_cores`, an equal share of those
+        cores among the replicas running a batch at the time (models/engines/process_engine.py)."""
+        if self.card.engine == "vllm" and len(devices) > 1:
+            raise CardError(f"{self.card.name}: the vllm engine runs one replica (vLLM parallelises itself)",
+                            key="workers")  # fmt: skip
+        if processes:
+            from models.engines.process_engine import CoreShare, ProcessEngine, ReplicaSpec
 
             card = self.card.model_dump(mode="json")
             dtype = str(self.dtype).removeprefix("torch.")
+            share = CoreShare(shared_cores) if shared_cores else None
+            spec = ReplicaSpec(card, "", dtype, packing, shared_cores or threads, max_batch_tokens, max_batch_size)
             return [
-                ProcessEngine(ReplicaSpec(card, str(device), dtype, packing, threads), hidden_size=self.dimensions)
+                ProcessEngine(replace(spec, device=str(device)), hidden_size=self.dimensions, cores=share)
                 for device in devices
             ]
         assert self.pooler is not None, "this model was loaded without weights"
         if self.card.engine == "vllm":
-            if len(devices) > 1:
-                raise CardError(f"{self.card.name}: the vllm engine runs one replica (vLLM parallelises itself)",
-                                key="workers")  # fmt: skip
             from models.engines.vllm_engine import VllmEngine
 
             engine = VllmEngine(

@@ -94,7 +94,7 @@ class ServerState:
             await self.cache.start()
             devices = replica_devices(self.settings.device, self.settings.workers)
             for card in cards:
-                processes = self.settings.worker_processes and card.engine == "torch"
+                processes = self.settings.worker_processes
                 loaded = await asyncio.to_thread(
                     load_model,
                     card,
@@ -111,6 +111,10 @@ class ServerState:
                     max_batch_size=self.settings.max_batch_size,
                     processes=processes,
                     threads=self.settings.torch_threads or max(1, (os.cpu_count() or 1) // len(devices)),
+                    # Without a fixed thread count, CPU replicas share the cores batch by batch.
+                    shared_cores=(os.cpu_count() or 1)
+                    if self.settings.torch_threads is None and devices[0].type == "cpu" and len(devices) > 1
+                    else None,
                 )
                 fingerprint = await asyncio.to_thread(model_fingerprint, loaded)
                 runtime = ModelRuntime(

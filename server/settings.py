@@ -81,11 +81,14 @@ class ServerSettings(BaseSettings):
     workers: int = Field(1, ge=1, description="Model replicas per model (one per GPU with --device cuda).")
     worker_processes: bool = Field(
         True,
-        description="Run each torch replica in a process of its own, so the model's Python overhead never "
-        "competes with the event loop for the GIL.",
+        description="Run each replica (torch or vLLM engine) in a process of its own, so the model's Python "
+        "overhead never competes with the event loop for the GIL.",
     )
     torch_threads: int | None = Field(
-        None, ge=1, description="Intra-op threads per replica (default: CPU cores / workers on CPU)."
+        None,
+        ge=1,
+        description="Intra-op threads per replica. Default on CPU: the replicas share the cores, each batch "
+        "running on cores / (replicas running a batch at that moment).",
     )
     max_batch_tokens: int | None = Field(
         None,

@@ -20,7 +20,7 @@ import multiprocessing
 import os
 import threading
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -41,7 +41,39 @@ class ReplicaSpec:
     device: str
     dtype: str | None
     packing: bool
-    threads: int
+    threads: int  # intra-op threads; the most a batch may use when a CoreShare hands them out
+    max_batch_tokens: int = 16384  # what the vLLM engine reserves for one step
+    max_batch_size: int = 256
+
+
+class CoreShare:
+    """The CPU cores that sibling replicas share: each batch runs with an equal share of the
+    cores among the replicas running at that moment.
+
+    Under load, single-thread replicas can outrun one replica of many threads (those meet at a
+    barrier after every op, so whenever the server process preempts one the others wait:
+    +22% at 32 concurrent single-input clients on one 2-core box, level on another), while a
+    lone request runs fastest on every core (fixed single-thread replicas: 0.73x). Sharing
+    keeps the lone request's speed (docs/benchmarks.md). A replica that starts a batch while
+    another runs one at full width briefly oversubscribes the cores, until that batch ends.
+    """
+
+    def __init__(self, cores: int) -> None:
+        self.cores = cores
+        self._running = 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[int]:
+        """Threads for a batch about to run; hold the context while it runs."""
+        with self._lock:
+            self._running += 1
+            threads = max(1, self.cores // self._running)
+        try:
+            yield threads
+        finally:
+            with self._lock:
+                self._running -= 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,10 +86,11 @@ class ProcessBatch:
 
 
 class ProcessEngine:
-    def __init__(self, spec: ReplicaSpec, *, hidden_size: int) -> None:
+    def __init__(self, spec: ReplicaSpec, *, hidden_size: int, cores: CoreShare | None = None) -> None:
         self.hidden_size = hidden_size
         self.device_label = f"{spec.device}-process"
         self._spec = spec
+        self._cores = cores
         self._lock = threading.Lock()  # one batch in the pipe at a time
         self._connection: Connection
         self._process: multiprocessing.process.BaseProcess
@@ -69,9 +102,9 @@ class ProcessEngine:
         return ProcessBatch(list(inputs))
 
     def run(self, batch: ProcessBatch) -> EngineOutput:
-        with self._lock:
+        with self._lock, self._cores.batch() if self._cores else contextlib.nullcontext(None) as threads:
             try:
-                self._connection.send(("run", batch.inputs))
+                self._connection.send(("run", (batch.inputs, threads)))
                 status, payload = self._connection.recv()
             except (EOFError, OSError) as exc:
                 log.error("%s: model process died (%s); starting a new one", self.device_label, exc)
@@ -128,17 +161,20 @@ def _serve(connection: Connection, spec: ReplicaSpec) -> None:
         from models.card import card_from_mapping
         from models.loader import load_model
 
-        torch.set_num_threads(spec.threads)
+        threads = spec.threads
+        torch.set_num_threads(threads)
         card = card_from_mapping(spec.card, "replica card")
         device = torch.device(spec.device)
         model = load_model(card, device=device, dtype_override=spec.dtype)
-        (engine,) = model.create_engines([device], packing=spec.packing)
+        (engine,) = model.create_engines([device], packing=spec.packing, max_batch_tokens=spec.max_batch_tokens,
+                                         max_batch_size=spec.max_batch_size)  # fmt: skip
         # The model's modules live as long as the process: keep them out of every collection.
         gc.collect()
         gc.freeze()
         connection.send(("ready", {"packing": getattr(engine, "packing", False)}))
     except BaseException as exc:
-        connection.send(("error", exc if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"))
+        with contextlib.suppress(OSError, EOFError):  # the server may be gone already (shut down during start-up)
+            connection.send(("error", exc if isinstance(exc, ModelError) else f"{type(exc).__name__}: {exc}"))
         return
     while True:
         try:
@@ -148,8 +184,12 @@ def _serve(connection: Connection, spec: ReplicaSpec) -> None:
         if command == "stop":
             engine.close()
             return
+        inputs, share = payload
+        if share is not None and share != threads:
+            threads = share
+            torch.set_num_threads(threads)
         try:
-            reply: tuple[str, Any] = ("ok", engine.run(engine.prepare(payload)))
+            reply: tuple[str, Any] = ("ok", engine.run(engine.prepare(inputs)))
         except ModelError as exc:
             reply = ("error", exc)
         except Exception as exc:

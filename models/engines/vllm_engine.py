@@ -1,10 +1,12 @@
-"""The vLLM engine: vLLM's pooling runner, in this process, behind the same engine contract.
+"""The vLLM engine: vLLM's pooling runner, in the calling process, behind the same engine contract.
 
 vLLM's AsyncLLM always puts its engine core in child processes (which a crash of ours would
 orphan, and which double the memory); its synchronous LLMEngine runs in-process when
 VLLM_ENABLE_V1_MULTIPROCESSING=0. The worker pool already gives every replica one thread
 of its own, so that thread drives the engine: each of our token-budget batches is added
-as requests and stepped until all finish (vLLM packs them without padding).
+as requests and stepped until all finish (vLLM packs them without padding). By default the
+engine lives in a replica process (models/engines/process_engine.py), like the torch
+engine, so its Python work never holds the server's GIL; that process exits with its pipe.
 
 What the card says reaches vLLM: the pooling type for the native pooler (mean, cls, last),
 is_causal for decoders (bidirectional, or causal where a config says otherwise), dtype and

@@ -35,13 +35,20 @@ class _Handoff:
 
     The former waits until it is empty before taking the next batch from the queue, so at
     most one batch is ever held outside the queue and arrivals stay available for top-ups.
+    The replica that went idle last takes it: its threads are still hot, and under light load
+    one replica serves while the others sleep instead of spinning beside it (measured with two
+    CPU replicas sharing 2 cores, one client: p50 25 ms when replicas alternated).
     """
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
         self._entry: object | None = None
-        # Replicas waiting in get(), with nothing to run: queued work is split between them.
-        self.idle = 0
+        self._idle: list[int] = []  # replicas waiting in get(), most recently idle last
+
+    @property
+    def idle(self) -> int:
+        """Replicas with nothing to run: queued work is split between them."""
+        return len(self._idle)
 
     def wait_empty(self) -> None:
         with self._changed:
@@ -53,16 +60,22 @@ class _Handoff:
             self._entry = entry
             self._changed.notify_all()
 
-    def get(self) -> object:
+    def back_in_line(self, replica: int) -> None:
+        """The replica has finished its batch and will call get() next."""
         with self._changed:
-            self.idle += 1
-            while self._entry is None:
+            self._idle.append(replica)
+
+    def get(self, replica: int) -> object:
+        with self._changed:
+            if replica not in self._idle:
+                self._idle.append(replica)
+            while self._entry is None or (self._entry is not _STOP and self._idle[-1] != replica):
                 self._changed.wait()
-            self.idle -= 1
+            self._idle.remove(replica)
             entry = self._entry
             if entry is not _STOP:  # STOP stays for the other replicas
                 self._entry = None
-                self._changed.notify_all()
+            self._changed.notify_all()  # the former, or the replica now last in line
             return entry
 
 
@@ -90,7 +103,7 @@ class WorkerPool:
         self._threads = [threading.Thread(target=self._form_batches, name=f"{self._model}-former", daemon=True)]
         for index, engine in enumerate(self._engines):
             name = f"{self._model}-replica{index}-{engine.device_label}"
-            self._threads.append(threading.Thread(target=self._replica, args=(engine,), name=name, daemon=True))
+            self._threads.append(threading.Thread(target=self._replica, args=(index, engine), name=name, daemon=True))
         for thread in self._threads:
             thread.start()
 
@@ -122,8 +135,8 @@ class WorkerPool:
         self._handoff.wait_empty()
         self._handoff.put(_STOP)
 
-    def _replica(self, engine: Engine) -> None:
-        while (entry := self._handoff.get()) is not _STOP:
+    def _replica(self, index: int, engine: Engine) -> None:
+        while (entry := self._handoff.get(index)) is not _STOP:
             items, prepared = entry  # type: ignore[misc]
             batch = self._queue.claim(share=self._handoff.idle + 1)  # the idle ones and this one
             if not batch:
@@ -134,23 +147,33 @@ class WorkerPool:
                 except Exception as exc:
                     self._fail(batch, exc)
                     continue
-            self._run(engine, batch, prepared)
+            self._run(engine, batch, prepared, index)
 
-    def _run(self, engine: Engine, items: list[QueuedInput], prepared: PreparedBatch) -> None:
+    def _run(
+        self, engine: Engine, items: list[QueuedInput], prepared: PreparedBatch, replica: int | None = None
+    ) -> None:
+        """Run a batch and send its results; `replica` (the top-level call) goes back in line
+        before its answers go out, so a client's next request finds it first in line."""
         started = time.perf_counter()
         try:
             output = engine.run(prepared)
         except Exception as exc:
+            if len(items) > 1:
+                log.warning("%s: batch of %d failed (%s); retrying in halves", self._model, len(items), exc)
+                half = len(items) // 2
+                for part in (items[:half], items[half:]):
+                    self._run(engine, part, engine.prepare(_payloads(part)))
+            self._back_in_line(replica)
             if len(items) == 1:
                 self._fail(items, exc)
-                return
-            log.warning("%s: batch of %d failed (%s); retrying in halves", self._model, len(items), exc)
-            half = len(items) // 2
-            for part in (items[:half], items[half:]):
-                self._run(engine, part, engine.prepare(_payloads(part)))
             return
         self._observe(items, started, time.perf_counter() - started)
+        self._back_in_line(replica)
         self._loop.call_soon_threadsafe(_deliver, items, output)
+
+    def _back_in_line(self, replica: int | None) -> None:
+        if replica is not None:
+            self._handoff.back_in_line(replica)
 
     def _observe(self, items: list[QueuedInput], started: float, elapsed: float) -> None:
         labels = (self._model,)

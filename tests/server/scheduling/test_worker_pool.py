@@ -135,6 +135,17 @@ async def test_idle_replicas_split_a_burst() -> None:
     await harness.stop()
 
 
+async def test_under_light_load_the_replica_that_went_idle_last_serves() -> None:
+    # Its threads are hot; the others sleep instead of spinning beside it.
+    engines = [FakeEngine(), FakeEngine(), FakeEngine()]
+    harness = Harness(engines)
+    for i in range(12):  # one client: each request waits for the previous answer
+        request, _ = harness.submit([i])
+        await request.future
+    assert sorted(len(engine.batches) for engine in engines) == [0, 0, 12]
+    await harness.stop()
+
+
 async def test_drain_finishes_queued_work() -> None:
     engine = FakeEngine()
     harness = Harness([engine], max_batch_size=2)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,9 +77,13 @@ class LoadedModel:
             card = self.card.model_dump(mode="json")
             dtype = str(self.dtype).removeprefix("torch.")
             share = CoreShare(shared_cores) if shared_cores else None
-            spec = ReplicaSpec(card, "", dtype, packing, shared_cores or threads, max_batch_tokens, max_batch_size)
+            threads = shared_cores or threads
             return [
-                ProcessEngine(replace(spec, device=str(device)), hidden_size=self.dimensions, cores=share)
+                ProcessEngine(
+                    ReplicaSpec(card, str(device), dtype, packing, threads, max_batch_tokens, max_batch_size),
+                    hidden_size=self.dimensions,
+                    cores=share,
+                )
                 for device in devices
             ]
         assert self.pooler is not None, "this model was loaded without weights"

@@ -161,8 +161,7 @@ def _serve(connection: Connection, spec: ReplicaSpec) -> None:
         from models.card import card_from_mapping
         from models.loader import load_model
 
-        threads = spec.threads
-        torch.set_num_threads(threads)
+        torch.set_num_threads(spec.threads)
         card = card_from_mapping(spec.card, "replica card")
         device = torch.device(spec.device)
         model = load_model(card, device=device, dtype_override=spec.dtype)
@@ -184,9 +183,8 @@ def _serve(connection: Connection, spec: ReplicaSpec) -> None:
         if command == "stop":
             engine.close()
             return
-        inputs, share = payload
-        if share is not None and share != threads:
-            threads = share
+        inputs, threads = payload
+        if threads is not None and threads != torch.get_num_threads():
             torch.set_num_threads(threads)
         try:
             reply: tuple[str, Any] = ("ok", engine.run(engine.prepare(inputs)))

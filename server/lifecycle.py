@@ -78,8 +78,12 @@ class ServerState:
         self.documents = DocumentService(self.registry, settings)
         self.cache = build_cache(settings, self.metrics)
         self.ready = False
-        self.stopping = False
+        self.draining = False  # SIGTERM seen: /ready fails so load balancers move on; work goes on
+        self.stopping = False  # drain over: new work is refused
         self.started_at = int(time.time())
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._drain_timer: asyncio.TimerHandle | None = None
+        self.metrics.watch_replicas(lambda: ((r.name, r.replica_health()) for r in self.registry.runtimes))
 
     def require_ready(self) -> None:
         if self.stopping:
@@ -87,10 +91,48 @@ class ServerState:
         if not self.ready:
             raise NotReadyError("the model is still loading; retry shortly")
 
+    def begin_drain(self) -> None:
+        """On SIGTERM (on the loop): readiness fails from now on; accepted work has
+        --drain-timeout-s to finish, then whatever still waits is answered 503."""
+        if self._drain_timer is not None:
+            return
+        self.draining = True
+        self.metrics.ready.set(0)
+        log.info("draining: /ready answers 503; accepted requests have %.0f s to finish", self.settings.drain_timeout_s)
+        self._drain_timer = asyncio.get_running_loop().call_later(self.settings.drain_timeout_s, self.end_drain)
+
+    def end_drain(self) -> None:
+        """The drain time is over: refuse new work, answer every waiting request 503."""
+        self.stopping = True
+        error = NotReadyError("the server is shutting down and its drain time ran out; retry on another replica")
+        aborted = sum(runtime.abort_waiting(error) for runtime in self.registry.runtimes)
+        if aborted:
+            log.warning("drain time over: %d waiting requests answered 503", aborted)
+
+    def readiness(self) -> tuple[bool, dict[str, object]]:
+        """Ready when loaded, not draining, and every model has a live replica; with the reason."""
+        models = {
+            runtime.name: {
+                "replicas": len(health := runtime.replica_health()),
+                "alive": sum(replica.alive for replica in health),
+                "restarts": sum(replica.restarts for replica in health),
+            }
+            for runtime in self.registry.runtimes
+        }
+        if self.stopping or self.draining:
+            status = "draining"
+        elif not self.ready:
+            status = "loading"
+        elif any(model["alive"] == 0 for model in models.values()):
+            status = "no live replica"
+        else:
+            status = "ready"
+        return status == "ready", {"status": status, "models": models}
+
     async def load(self, cards: list[ModelCard], on_fatal: Callable[[BaseException], None] | None = None) -> None:
         """Load, warm and start every model, then report ready. A failure is fatal."""
         try:
-            loop = asyncio.get_running_loop()
+            self.loop = loop = asyncio.get_running_loop()
             await self.cache.start()
             devices = replica_devices(self.settings.device, self.settings.workers)
             for card in cards:
@@ -132,6 +174,10 @@ class ServerState:
                 await asyncio.to_thread(runtime.warm_up)
                 runtime.start()
                 self.registry.add(runtime)
+                self.metrics.model_info.labels(
+                    runtime.name, fingerprint.hex()[:16], card.engine, str(loaded.dtype).removeprefix("torch."),
+                    ",".join(map(str, devices)),
+                ).set(1)  # fmt: skip
                 log.info("serving %s as %s on %s", card.name, ", ".join(card.served_names),
                          ", ".join(map(str, devices)))  # fmt: skip
             # Everything loaded so far (modules, weights' Python objects) lives as long as the
@@ -140,6 +186,8 @@ class ServerState:
             gc.collect()
             gc.freeze()
             self.ready = True
+            if not self.draining:
+                self.metrics.ready.set(1)
             log.info("ready")
         except asyncio.CancelledError:
             raise
@@ -150,8 +198,13 @@ class ServerState:
             raise
 
     async def drain_and_stop(self) -> None:
-        """Refuse new work, finish what is queued, stop the workers."""
+        """Refuse new work, finish what is queued (within the drain time), stop the workers."""
         self.stopping = True
+        self.metrics.ready.set(0)
+        timeout = self.settings.drain_timeout_s
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            timeout = max(1.0, self._drain_timer.when() - asyncio.get_running_loop().time())
         for runtime in self.registry.runtimes:
-            await asyncio.to_thread(runtime.drain_and_stop)
+            await asyncio.to_thread(runtime.drain_and_stop, timeout)
         await self.cache.close()

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+import psutil
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from models.engines.base import ReplicaHealth
 
 # 0.5 ms .. 10 s: resolves cache hits and single short inputs as well as long batches.
 LATENCY_BUCKETS = (
@@ -16,6 +22,37 @@ BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 BATCH_TOKEN_BUCKETS = (16, 64, 256, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072)
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# Each model's replicas as they are at scrape time: (model, one health report per replica).
+ReplicaReports = Callable[[], Iterable[tuple[str, Sequence[ReplicaHealth]]]]
+
+
+class ReplicaCollector(Collector):
+    """Replica state read at scrape time: nothing is counted on the request path."""
+
+    def __init__(self, reports: ReplicaReports) -> None:
+        self._reports = reports
+
+    def collect(self) -> Iterator[Metric]:
+        restarts = CounterMetricFamily(
+            "embed_replica_restarts", "Replica processes replaced after dying or hanging.", labels=["model"]
+        )
+        alive = GaugeMetricFamily("embed_replicas_alive", "Replicas able to run a batch.", labels=["model"])
+        memory = GaugeMetricFamily(
+            "embed_replica_resident_memory_bytes", "Resident memory of each replica process.",
+            labels=["model", "replica"],
+        )  # fmt: skip
+        for model, replicas in self._reports():
+            restarts.add_metric([model], sum(replica.restarts for replica in replicas))
+            alive.add_metric([model], sum(replica.alive for replica in replicas))
+            for index, replica in enumerate(replicas):
+                if replica.pid is not None and replica.alive:
+                    with contextlib.suppress(psutil.Error):  # it may exit between the two calls
+                        memory.add_metric([model, str(index)], psutil.Process(replica.pid).memory_info().rss)
+        yield from (restarts, alive, memory)
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
 
 
 class Metrics:
@@ -47,16 +84,32 @@ class Metrics:
         )  # fmt: skip
         self.queue_depth = Gauge("embed_queue_depth", "Inputs waiting in the queue.", ["model"], registry=r)
         self.queue_tokens = Gauge("embed_queue_tokens", "Tokens waiting in the queue.", ["model"], registry=r)
+        self.queue_capacity = Gauge(
+            "embed_queue_capacity_tokens", "Queued tokens beyond which requests get 429 (--max-queue-tokens).",
+            ["model"], registry=r,
+        )  # fmt: skip
         self.inputs = Counter("embed_inputs", "Inputs or chunks answered, cache hits included.", ["model"], registry=r)
         self.tokens = Counter("embed_tokens", "Tokens answered (the usage reported to clients).", ["model"], registry=r)
         self.requests = Counter("embed_requests", "Requests answered.", ["endpoint", "status"], registry=r)
         self.errors = Counter("embed_errors", "Error responses by type.", ["type", "code", "status"], registry=r)
+        self.in_flight = Gauge("embed_requests_in_flight", "Requests being answered.", registry=r)
+        self.ready = Gauge("embed_ready", "1 while the server takes traffic: loaded, warm, not draining.", registry=r)
+        self.model_info = Gauge(
+            "embed_model_info", "1 per served model; labels say what computes its vectors.",
+            ["model", "fingerprint", "engine", "dtype", "device"], registry=r,
+        )  # fmt: skip
+        # The server process's own CPU, memory and file descriptors (process_*).
+        ProcessCollector(registry=r)
         # labels() takes a lock and builds a key on every call: the per-request children are bound once.
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
-    def watch_queue(self, model: str, depth: Callable[[], float], tokens: Callable[[], float]) -> None:
+    def watch_queue(self, model: str, depth: Callable[[], float], tokens: Callable[[], float], capacity: int) -> None:
         self.queue_depth.labels(model).set_function(depth)
         self.queue_tokens.labels(model).set_function(tokens)
+        self.queue_capacity.labels(model).set(capacity)
+
+    def watch_replicas(self, reports: ReplicaReports) -> None:
+        self.registry.register(ReplicaCollector(reports))
 
     def observe_request(self, endpoint: str, model: str, status: int, seconds: float) -> None:
         children = self._request_children.get((endpoint, model, status))

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from models.chunking import Chunk, Splitter
-from models.engines.base import Engine, EngineInput
+from models.engines.base import Engine, EngineInput, ReplicaHealth
 from models.loader import LoadedModel
 from models.tokenization import TokenizedDocument, TokenizedInput, Truncation
 from server.cache.tiered import ResultCache
@@ -78,7 +78,10 @@ class ModelRuntime:
         # Whole documents tokenize on their own thread so short requests never wait behind them.
         self._document_thread = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-documents")
         self.max_document_tokens = settings.max_document_tokens
-        metrics.watch_queue(self.name, lambda: self.queue.queued_inputs, lambda: self.queue.queued_tokens)
+        metrics.watch_queue(
+            self.name, lambda: self.queue.queued_inputs, lambda: self.queue.queued_tokens, settings.max_queue_tokens
+        )
+        self._waiting: set[PendingRequest] = set()  # requests with inputs queued or running
         self.results = CachedCompute(self.compute, cache=cache, fingerprint=fingerprint, dimensions=loaded.dimensions)
 
     def warm_up(self) -> None:
@@ -90,9 +93,12 @@ class ModelRuntime:
     def start(self) -> None:
         self._pool.start()
 
-    def drain_and_stop(self) -> None:
-        """Blocking: finish queued work, then stop. Call off the event loop."""
-        self._pool.drain_and_stop()
+    def replica_health(self) -> list[ReplicaHealth]:
+        return [engine.health() for engine in self._engines]
+
+    def drain_and_stop(self, timeout: float | None = None) -> None:
+        """Blocking: finish queued work (within `timeout`), then stop. Call off the event loop."""
+        self._pool.drain_and_stop(timeout)
         self._tokenizer_thread.shutdown(wait=True)
         self._document_thread.shutdown(wait=True)
 
@@ -180,6 +186,7 @@ class ModelRuntime:
             raise NotReadyError(f"model {self.name!r} is shutting down") from None
         if not accepted:
             raise OverloadedError(f"model {self.name!r} queue is full ({self.queue.queued_tokens} tokens); retry later")
+        self._waiting.add(pending)
         try:
             if abandon is None:
                 results = await pending.future
@@ -192,7 +199,18 @@ class ModelRuntime:
             pending.cancelled = True
             self.queue.discard(items)
             raise
+        finally:
+            self._waiting.discard(pending)
         return results
+
+    def abort_waiting(self, error: Exception) -> int:
+        """Fail every waiting request with `error` and take no more work (end of a drain).
+        On the event loop; returns how many requests were failed."""
+        self.queue.close()
+        waiting = list(self._waiting)
+        for pending in waiting:
+            pending.fail(error)
+        return len(waiting)
 
     def count_served(self, inputs: int, tokens: int) -> None:
         self._inputs_served.inc(inputs)

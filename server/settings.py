@@ -121,6 +121,18 @@ class ServerSettings(BaseSettings):
     )
     cache_storage: Literal["float32", "float16"] = Field("float32", description="How vectors are stored in Redis.")
     cache_hits_header: bool = Field(False, description="Add X-Cache-Hits: <hits>/<inputs> to responses.")
+    # Operations
+    data_dir: str | None = Field(
+        None,
+        description="The one directory the server writes to (unpacked models, tokenizer and compile caches, "
+        "temporary files), so the rest of the filesystem can be read-only (default: ~/.cache/embed-server).",
+    )
+    drain_timeout_s: float = Field(
+        30.0,
+        ge=0,
+        description="After SIGTERM, how long accepted requests may take to finish; then the rest get 503 and "
+        "the process exits. Kubernetes: terminationGracePeriodSeconds > preStop pause + this + 5.",
+    )
     log_level: LogLevel = Field("info", description="Log level.")
     access_log: bool = Field(False, description="Log one line per request (costs throughput).")
 

@@ -35,6 +35,18 @@ class EngineOutput:
         return self.pooled[row] if sums is None else sums
 
 
+@dataclass(frozen=True, slots=True)
+class ReplicaHealth:
+    """What a replica reports of itself, for /ready and the metrics."""
+
+    alive: bool
+    pid: int | None = None  # its own process; None when it runs in the server's
+    restarts: int = 0  # times its process was replaced
+
+
+IN_PROCESS = ReplicaHealth(alive=True)
+
+
 class PreparedBatch(Protocol):
     @property
     def size(self) -> int: ...
@@ -47,5 +59,7 @@ class Engine(Protocol):
     def prepare(self, inputs: Sequence[EngineInput]) -> PreparedBatch: ...
 
     def run(self, batch: PreparedBatch) -> EngineOutput: ...
+
+    def health(self) -> ReplicaHealth: ...
 
     def close(self) -> None: ...

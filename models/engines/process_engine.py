@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from models.engines.base import EngineInput, EngineOutput
+from models.engines.base import EngineInput, EngineOutput, ReplicaHealth
 from models.errors import EngineError, ModelError
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,7 @@ class ProcessEngine:
         self._connection: Connection
         self._process: multiprocessing.process.BaseProcess
         self.packing = False
+        self.restarts = 0
         self._start()
 
     def prepare(self, inputs: Sequence[EngineInput]) -> ProcessBatch:
@@ -113,6 +114,9 @@ class ProcessEngine:
         if status == "error":
             raise payload if isinstance(payload, ModelError) else EngineError(str(payload))
         return payload
+
+    def health(self) -> ReplicaHealth:
+        return ReplicaHealth(alive=self._process.is_alive(), pid=self._process.pid, restarts=self.restarts)
 
     def close(self) -> None:
         with self._lock:
@@ -145,6 +149,7 @@ class ProcessEngine:
         with contextlib.suppress(OSError):
             self._process.kill()
         self._process.join(timeout=5)
+        self.restarts += 1
         self._start()
 
 

@@ -19,7 +19,7 @@ from torch import nn
 
 from models.backbone import Backbone
 from models.card import PaddingSide
-from models.engines.base import EngineInput, EngineOutput
+from models.engines.base import IN_PROCESS, EngineInput, EngineOutput, ReplicaHealth
 from models.packing import PackedLayout, PackingPolicy
 from models.pooling import Pooler, PoolingMask
 
@@ -136,6 +136,9 @@ class TorchEngine:
 
     def disable_packing(self) -> None:
         self._packing = None
+
+    def health(self) -> ReplicaHealth:
+        return IN_PROCESS
 
     def close(self) -> None:
         if self.device.type == "cuda":

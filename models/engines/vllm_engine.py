@@ -30,7 +30,7 @@ import torch
 
 from models.backbone import Backbone
 from models.card import ModelCard
-from models.engines.base import EngineInput, EngineOutput
+from models.engines.base import IN_PROCESS, EngineInput, EngineOutput, ReplicaHealth
 from models.errors import EngineError
 from models.pooling import Pooler, PoolingMask
 
@@ -128,6 +128,9 @@ class VllmEngine:
             pooled[token_rows] = self._pool_tokens([batch.inputs[r] for r in token_rows],
                                                    [outputs[r] for r in token_rows])  # fmt: skip
         return EngineOutput(pooled=pooled, span_sums=span_sums)
+
+    def health(self) -> ReplicaHealth:
+        return IN_PROCESS
 
     def close(self) -> None:
         self._engine.engine_core.shutdown()

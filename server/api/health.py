@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from server.api.http import json_response, server_state
-from server.errors import error_response
+from server.errors import NotReadyError, error_parts
 from server.metrics import CONTENT_TYPE
 from server.responses import dumps
 
@@ -19,14 +19,15 @@ async def health() -> Response:
     return json_response(b'{"status":"ok"}')
 
 
-@router.get("/ready", summary="Readiness: every model loaded and warmed")
+@router.get("/ready", summary="Readiness: every model loaded and warm, a live replica each, not draining")
 async def ready(request: Request) -> Response:
-    state = server_state(request)
-    try:
-        state.require_ready()
-    except Exception as exc:
-        return error_response(exc)
-    return json_response(dumps({"status": "ready", "models": state.registry.names}))
+    is_ready, report = server_state(request).readiness()
+    if is_ready:
+        return json_response(dumps(report))
+    # A probe needs only the status; people and clients also get the state and OpenAI's error shape.
+    error, status, _ = error_parts(NotReadyError(f"not ready: {report['status']}"))
+    body = {**report, "error": {"message": error.message, "type": error.type, "param": None, "code": error.code}}
+    return Response(dumps(body), status_code=status, media_type="application/json", headers=error.headers())
 
 
 @router.get("/metrics", summary="Prometheus metrics")

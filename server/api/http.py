@@ -113,22 +113,26 @@ async def answer(
     OpenAI-shaped error, and the request metrics are recorded."""
     started = time.perf_counter()
     model = "-"
+    state.metrics.in_flight.inc()
     try:
-        state.check_api_key(authorization)
-        state.require_ready()
-        reply = await work()
-        model = reply.model
-        hits = (("X-Cache-Hits", f"{reply.cache_hits}/{reply.inputs}"),) if state.settings.cache_hits_header else ()
-        result = Answer(200, reply.body, hits)
-    except ClientDisconnectedError:
-        log.info("%s: client disconnected; its queued inputs were dropped", endpoint)
-        result = Answer(499, b"")
-    except Exception as exc:
-        if not isinstance(exc, (ApiError, ModelError)):
-            log.error("%s request failed", endpoint, exc_info=exc)
-        error, status, body = error_parts(exc)
-        result = Answer(status, body, tuple(error.headers().items()))
-        state.metrics.errors.labels(error.type, error.code, status).inc()
+        try:
+            state.check_api_key(authorization)
+            state.require_ready()
+            reply = await work()
+            model = reply.model
+            hits = (("X-Cache-Hits", f"{reply.cache_hits}/{reply.inputs}"),) if state.settings.cache_hits_header else ()
+            result = Answer(200, reply.body, hits)
+        except ClientDisconnectedError:
+            log.info("%s: client disconnected; its queued inputs were dropped", endpoint)
+            result = Answer(499, b"")
+        except Exception as exc:
+            if not isinstance(exc, (ApiError, ModelError)):
+                log.error("%s request failed", endpoint, exc_info=exc)
+            error, status, body = error_parts(exc)
+            result = Answer(status, body, tuple(error.headers().items()))
+            state.metrics.errors.labels(error.type, error.code, status).inc()
+    finally:
+        state.metrics.in_flight.dec()
     state.metrics.observe_request(endpoint, model, result.status, time.perf_counter() - started)
     return result
 

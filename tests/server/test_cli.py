@@ -60,25 +60,37 @@ def test_bad_values_exit_with_a_message(capsys) -> None:  # type: ignore[no-unty
     assert "shipped" in capsys.readouterr().err
 
 
-def test_sigterm_finishes_queued_work_then_exits(stsb_test) -> None:  # type: ignore[no-untyped-def]
+def _serve(*flags: str) -> tuple[subprocess.Popen[str], str]:
+    """The real command in a process of its own, once /ready answers 200."""
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "EMBED_DTYPE": "float32"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "server", "serve", "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "server", "serve", "--port", str(port), "--log-level", "warning", *flags],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        try:
+            if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def _wait_until_tokenized(url: str, requests: int) -> None:
+    deadline = time.monotonic() + 60
+    while _metric(url, "embed_tokenization_duration_seconds_count") < requests:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_sigterm_finishes_queued_work_then_exits(stsb_test) -> None:  # type: ignore[no-untyped-def]
+    process, url = _serve()
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            try:
-                if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
         texts = [pair[0] for pair in stsb_test[:300]]
         results: list[int] = []
 
@@ -91,10 +103,7 @@ def test_sigterm_finishes_queued_work_then_exits(stsb_test) -> None:  # type: ig
         for thread in threads:
             thread.start()
         # SIGTERM only once all eight requests are inside (tokenized: queued or running).
-        deadline = time.monotonic() + 60
-        while _metric(url, "embed_tokenization_duration_seconds_count") < 8:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        _wait_until_tokenized(url, 8)
         process.send_signal(signal.SIGTERM)
         for thread in threads:
             thread.join()
@@ -106,6 +115,39 @@ def test_sigterm_finishes_queued_work_then_exits(stsb_test) -> None:  # type: ig
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_drain_is_bounded_by_drain_timeout(stsb_test) -> None:  # type: ignore[no-untyped-def]
+    # Far more queued work than the drain allows: what is still waiting when it ends gets 503.
+    drain_s = 1.0
+    process, url = _serve("--drain-timeout-s", str(drain_s), "--no-packing")
+    try:
+        texts = [" ".join(pair[:2]) for pair in stsb_test[:1000]]
+        answers: list[httpx.Response] = []
+
+        def client(index: int) -> None:
+            body = {"input": [f"{index} {text}" for text in texts], "cache": False}
+            answers.append(httpx.post(url + "/v1/embeddings", json=body, timeout=120))
+
+        threads = [threading.Thread(target=client, args=(index,)) for index in range(6)]
+        for thread in threads:
+            thread.start()
+        _wait_until_tokenized(url, 6)
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        for thread in threads:
+            thread.join()
+        process.wait(timeout=30)
+        exited_after = time.monotonic() - signalled
+    finally:
+        if process.poll() is None:
+            process.kill()
+    statuses = sorted(answer.status_code for answer in answers)
+    assert 503 in statuses and set(statuses) <= {200, 503}, statuses
+    refused = next(answer for answer in answers if answer.status_code == 503)
+    assert "drain time ran out" in refused.json()["error"]["message"]
+    assert refused.headers["retry-after"]
+    assert exited_after < drain_s + 5
 
 
 def _metric(url: str, name: str) -> float:

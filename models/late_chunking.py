@@ -16,6 +16,7 @@ never holds all its token vectors at once; `SpanAccumulator` adds them up and di
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,35 +53,49 @@ def token_spans(
 
     A content token belongs to the chunk whose territory [start_i, start_{i+1}) holds its
     first non-space character. A chunk that owns no token (empty or whitespace only) gets
-    the one token at its position, so no chunk is ever dropped.
+    the one token at its position, so no chunk is ever dropped. `char_spans` are in document
+    order, as `join_chunks` makes them. Array operations over the whole text and all tokens
+    (no per-token Python loop): linear in characters + tokens + chunks.
     """
+    if not char_spans:
+        return []
     ids_total = len(document.ids)
     lead, tail = document.prefix_tokens, document.suffix_tokens
-    starts = [start for start, _ in char_spans]
-    owner = []
-    for start, end in document.offsets[lead : ids_total - tail]:
-        anchor = start
-        while anchor < end and text[anchor].isspace():
-            anchor += 1
-        owner.append(max(0, bisect.bisect_right(starts, anchor) - 1))
-    n_chunks = len(char_spans)
-    first = [-1] * n_chunks
-    last = [-1] * n_chunks
-    for position, chunk in enumerate(owner):
-        index = lead + position
-        if first[chunk] < 0:
-            first[chunk] = index
-        last[chunk] = index + 1
+    anchors = _anchors(text, document.offsets)[lead : ids_total - tail]
+    starts = np.fromiter((start for start, _ in char_spans), dtype=np.int64, count=len(char_spans))
+    owner = np.maximum(np.searchsorted(starts, anchors, side="right") - 1, 0)
+    positions = np.arange(len(anchors), dtype=np.int64)
+    first = np.full(len(char_spans), len(anchors), dtype=np.int64)
+    last = np.full(len(char_spans), -1, dtype=np.int64)
+    np.minimum.at(first, owner, positions)
+    np.maximum.at(last, owner, positions)
     spans: list[Span] = []
     cursor = lead
-    for chunk in range(n_chunks):
-        if first[chunk] < 0:  # no token of its own: the token at its position
+    for chunk_first, chunk_last in zip(first.tolist(), last.tolist(), strict=True):
+        if chunk_last < 0:  # no token of its own: the token at its position
             at = min(cursor, ids_total - 1)
             spans.append((at, at + 1))
         else:
-            spans.append((first[chunk], last[chunk]))
-            cursor = last[chunk]
+            cursor = lead + chunk_last + 1
+            spans.append((lead + chunk_first, cursor))
     return _fold(spans, document, pool_prompt)
+
+
+# Every code point for which str.isspace() holds is at most U+3000 (IDEOGRAPHIC SPACE).
+_LAST_SPACE = 0x3000
+_IS_SPACE = np.array([chr(code).isspace() for code in range(_LAST_SPACE + 1)])
+
+
+def _anchors(text: str, offsets: Sequence[Span]) -> np.ndarray:
+    """Each token's first non-space character in `text` (its end if it has none, its start if empty)."""
+    bounds = np.fromiter(itertools.chain.from_iterable(offsets), dtype=np.int64, count=2 * len(offsets))
+    starts, ends = bounds[0::2], bounds[1::2]
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+    solid = (codes > _LAST_SPACE) | ~_IS_SPACE[np.minimum(codes, _LAST_SPACE)]
+    # Positions of non-space characters, then len(text) so that every search finds one.
+    solid_at = np.append(np.flatnonzero(solid), len(text))
+    next_solid = solid_at[np.minimum(np.searchsorted(solid_at, starts), len(solid_at) - 1)]
+    return np.where(starts < ends, np.minimum(next_solid, ends), starts)
 
 
 def fold_specials(
@@ -141,29 +156,47 @@ class WindowSpans:
 
 
 def assign_spans(windows: Sequence[Window], spans: Sequence[Span]) -> list[WindowSpans]:
-    """Cut every chunk span by the token ranges that windows contribute ([keep_from, end))."""
-    plan = []
-    for window in windows:
-        local: list[Span] = []
-        chunks: list[int] = []
-        for chunk, (start, end) in enumerate(spans):
+    """Cut every chunk span by the token ranges that windows contribute ([keep_from, end)).
+
+    Those ranges must follow one another without overlapping, as `plan_windows` makes them; a
+    span then meets a run of consecutive windows, found by bisection, so the cost is linear in
+    windows + spans + pieces rather than windows x spans. Each window lists its pieces in chunk
+    order.
+    """
+    for before, after in itertools.pairwise(windows):
+        if after.keep_from < max(before.keep_from, before.end):
+            raise ValueError(f"windows contribute overlapping or unordered token ranges: {before}, {after}")
+    keeps = [window.keep_from for window in windows]
+    local: list[list[Span]] = [[] for _ in windows]
+    chunks: list[list[int]] = [[] for _ in windows]
+    for chunk, (start, end) in enumerate(spans):
+        index = max(bisect.bisect_right(keeps, start) - 1, 0)
+        while index < len(windows) and keeps[index] < end:
+            window = windows[index]
             lo, hi = max(start, window.keep_from), min(end, window.end)
             if lo < hi:
-                local.append((lo - window.start, hi - window.start))
-                chunks.append(chunk)
-        plan.append(WindowSpans(window, tuple(local), tuple(chunks)))
-    return plan
+                local[index].append((lo - window.start, hi - window.start))
+                chunks[index].append(chunk)
+            index += 1
+    return [
+        WindowSpans(window, tuple(pieces), tuple(owners))
+        for window, pieces, owners in zip(windows, local, chunks, strict=True)
+    ]
 
 
 class SpanAccumulator:
-    """Sums of token vectors per chunk, filled window by window, then averaged."""
+    """Sums of token vectors per chunk, filled window by window, then averaged.
+
+    A window holds at most one piece of each chunk (`assign_spans`), so a plain indexed add
+    is exact; `np.add.at`, which allows repeats, is many times slower.
+    """
 
     def __init__(self, spans: Sequence[Span], hidden: int) -> None:
         self._sums = np.zeros((len(spans), hidden), dtype=np.float64)
         self._counts = np.array([end - start for start, end in spans], dtype=np.float64)
 
     def add(self, window: WindowSpans, sums: np.ndarray) -> None:
-        np.add.at(self._sums, list(window.chunks), sums)
+        self._sums[np.asarray(window.chunks, dtype=np.intp)] += sums
 
     def means(self) -> np.ndarray:
         return (self._sums / self._counts[:, None]).astype(np.float32)

@@ -13,6 +13,7 @@ from models.backbone import Backbone, load_backbone
 from models.card import ModelCard
 from models.devices import resolve_dtype
 from models.engines.base import Engine
+from models.engines.process_engine import CoreShare
 from models.engines.torch_engine import TorchEngine
 from models.errors import CardError
 from models.latent_attention import load_latent_attention
@@ -63,26 +64,28 @@ class LoadedModel:
         max_batch_size: int = 256,
         processes: bool = False,
         threads: int = 1,
-        shared_cores: int | None = None,
+        cores: CoreShare | None = None,
+        replica_timeout_s: float = 60.0,
     ) -> list[Engine]:
         """One engine per device. `processes`: each replica (torch or vLLM) in a process of its
-        own, with `threads` intra-op threads, or, given `shared_cores`, an equal share of those
-        cores among the replicas running a batch at the time (models/engines/process_engine.py)."""
+        own, with `threads` intra-op threads, or, given `cores`, an equal share of them among
+        the replicas running a batch at the time (models/engines/process_engine.py); a replica
+        that does not answer within `replica_timeout_s` (or longer for a large batch) is replaced."""
         if self.card.engine == "vllm" and len(devices) > 1:
             raise CardError(f"{self.card.name}: the vllm engine runs one replica (vLLM parallelises itself)",
                             key="workers")  # fmt: skip
         if processes:
-            from models.engines.process_engine import CoreShare, ProcessEngine, ReplicaSpec
+            from models.engines.process_engine import ProcessEngine, ReplicaSpec
 
             card = self.card.model_dump(mode="json")
             dtype = str(self.dtype).removeprefix("torch.")
-            share = CoreShare(shared_cores) if shared_cores else None
-            threads = shared_cores or threads
+            threads = cores.cores if cores is not None else threads
             return [
                 ProcessEngine(
                     ReplicaSpec(card, str(device), dtype, packing, threads, max_batch_tokens, max_batch_size),
                     hidden_size=self.dimensions,
-                    cores=share,
+                    cores=cores,
+                    timeout_s=replica_timeout_s,
                 )
                 for device in devices
             ]

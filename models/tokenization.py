@@ -133,7 +133,9 @@ class InputTokenizer:
         """Tokenize a whole document (after its prompt) with no length limit, keeping character
         offsets into `text`; prompt tokens get (0, 0) like the special tokens."""
         shift = len(prompt) if prompt else 0
-        encoding: Encoding = self._tokenizer.encode((prompt or "") + text, add_special_tokens=False)
+        # encode_batch releases the GIL while it works (encode holds it throughout): a long document
+        # then does not stall the server's event loop.
+        (encoding,) = self._tokenizer.encode_batch([(prompt or "") + text], add_special_tokens=False)
         prompt_count = _prompt_token_count(encoding, prompt)
         content = list(encoding.ids)
         # A token that starts in the prompt and ends in the text (a merged space) is text.

@@ -37,8 +37,13 @@ def _base_type(annotation: Any) -> Any:
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     for name, field in ServerSettings.model_fields.items():
-        flag = "--" + name.replace("_", "-")
         env = f"EMBED_{name.upper()}"
+        if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("env_only"):
+            parser.epilog = (parser.epilog or "Settings only taken from the environment:\n") + (
+                f"  {env}: {field.description}\n"
+            )
+            continue
+        flag = "--" + name.replace("_", "-")
         default = field.get_default(call_default_factory=True)
         shown = "the card's" if default is None else (",".join(default) if isinstance(default, list) else default)
         help_text = f"{field.description} [env {env}; default: {shown}]"
@@ -62,10 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="embed-server",
         description="OpenAI-compatible embedding server.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     serve = commands.add_parser(
-        "serve", help="serve embedding models over HTTP", description="Serve embedding models over HTTP."
+        "serve",
+        help="serve embedding models over HTTP",
+        description="Serve embedding models over HTTP.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,  # else --api-key would silently mean --api-keys-file
     )
     add_settings_arguments(serve)
     # `embed-server --help` shows every flag of its one command.
@@ -87,7 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(settings: ServerSettings) -> int:
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from server.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    log.info("settings: %s", settings.redacted())
     if settings.data_dir:
         from server.data_dir import use_data_dir
 
@@ -117,7 +130,8 @@ def serve(settings: ServerSettings) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        access_log=settings.access_log,
+        log_config=None,  # its records go through the server's handler (server/logs.py)
+        access_log=False,  # the request layer writes the access log (--access-log)
         loop="uvloop",
         http="httptools",
         lifespan="on",

@@ -12,6 +12,7 @@ from models.engines.base import EngineInput
 from models.matryoshka import shape_vectors
 from server.document_service import LateChunker
 from server.errors import InvalidRequestError
+from server.limits.limiter import charge_tokens
 from server.model_runtime import ModelRuntime
 from server.protocol import EmbeddingRequest, TextInputs
 from server.registry import ModelRegistry
@@ -27,7 +28,7 @@ class EmbeddingService:
         self._late = LateChunker(settings)
 
     async def create(self, request: EmbeddingRequest, abandon: Awaitable[Any] | None = None) -> Reply:
-        runtime = self._registry.get(request.model)
+        runtime = self._registry.for_request(request.model)
         count = len(request.input)
         if count > self._settings.max_inputs:
             raise InvalidRequestError(
@@ -50,7 +51,7 @@ class EmbeddingService:
             tokens=tokens,
         )
         runtime.count_served(len(vectors), tokens)
-        return Reply(runtime.name, body, cache_hits=hits, inputs=len(vectors))
+        return Reply(runtime.name, body, cache_hits=hits, inputs=len(vectors), tokens=tokens)
 
     async def _independent(
         self, runtime: ModelRuntime, request: EmbeddingRequest, prompt: str | None, abandon: Awaitable[Any] | None
@@ -60,6 +61,7 @@ class EmbeddingService:
         tokenized = await runtime.tokenize(
             request.input, prompt=prompt, truncation=request.truncate or self._settings.truncate
         )
+        await charge_tokens(sum(len(t) for t in tokenized))  # the tenant's tokens per minute (429 beyond)
         exclude_prompt = runtime.card.exclude_prompt_from_pooling
         payloads = [EngineInput(t.ids, t.prompt_tokens if exclude_prompt else 0) for t in tokenized]
         result = await runtime.results.vectors(payloads, use_cache=request.cache, abandon=abandon)

@@ -9,7 +9,8 @@ ApiError
  ├── PayloadTooLargeError     413
  ├── OverloadedError          429 + Retry-After
  ├── InternalError            500 (generic message; details only in the log)
- └── NotReadyError            503 + Retry-After
+ ├── NotReadyError            503 + Retry-After
+ └── RequestTimeoutError      504 (the request's deadline passed; its queued inputs were dropped)
 
 Errors of the model side (models.errors) map through the same table: an InputError is a
 400, anything else a 500. Every response body has OpenAI's shape:
@@ -70,6 +71,14 @@ class ModelNotFoundError(NotFoundError):
 class MethodNotAllowedError(ApiError):
     code = "method_not_allowed"
 
+    def __init__(self, message: str, *, allow: str | None = None) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+    def headers(self) -> dict[str, str]:
+        # RFC 9110: a 405 lists the methods the resource supports.
+        return {"Allow": self.allow} if self.allow else {}
+
 
 class PayloadTooLargeError(ApiError):
     code = "request_too_large"
@@ -100,6 +109,11 @@ class NotReadyError(ApiError):
         return {"Retry-After": "5"}
 
 
+class RequestTimeoutError(ApiError):
+    type = "server_error"
+    code = "request_timeout"
+
+
 STATUS_BY_ERROR: dict[type[Exception], int] = {
     InvalidRequestError: 400,
     InputError: 400,
@@ -111,6 +125,7 @@ STATUS_BY_ERROR: dict[type[Exception], int] = {
     InternalError: 500,
     ModelError: 500,
     NotReadyError: 503,
+    RequestTimeoutError: 504,
 }
 
 
@@ -163,7 +178,9 @@ def install_error_handlers(app: FastAPI, on_error: Any = None) -> None:
         if exc.status_code == 404:
             mapped = NotFoundError(f"no route {request.method} {request.url.path}")
         elif exc.status_code == 405:
-            mapped = MethodNotAllowedError(f"method {request.method} is not allowed on {request.url.path}")
+            mapped = MethodNotAllowedError(
+                f"method {request.method} is not allowed on {request.url.path}", allow=(exc.headers or {}).get("Allow")
+            )
         elif exc.status_code == 413:
             mapped = PayloadTooLargeError(str(exc.detail))
         elif exc.status_code < 500:

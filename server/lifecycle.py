@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 import time
 from collections.abc import Callable
 
+import torch
+
 from models.card import ModelCard, with_overrides
 from models.catalog import find_card
+from models.cpus import usable_cpus
 from models.devices import batch_token_budget, replica_devices
+from models.engines.process_engine import CoreShare
 from models.fingerprint import model_fingerprint
 from models.loader import load_model
-from server.auth import ApiKeyCheck
 from server.cache.local import LocalCache
 from server.cache.metrics import CacheMetrics
 from server.cache.redis_tier import RedisCache
@@ -22,10 +24,12 @@ from server.cache.tiered import ResultCache
 from server.document_service import DocumentService
 from server.embedding_service import EmbeddingService
 from server.errors import NotReadyError
+from server.limits.limiter import RateLimiter
 from server.metrics import Metrics
 from server.model_runtime import ModelRuntime
 from server.registry import ModelRegistry
 from server.settings import ServerSettings
+from server.tenants import Tenants
 from server.token_ids import TokenIdPolicy
 
 log = logging.getLogger(__name__)
@@ -67,12 +71,31 @@ def build_cache(settings: ServerSettings, metrics: Metrics) -> ResultCache:
     return ResultCache(local, redis, cache_metrics)
 
 
+def cpu_plan(settings: ServerSettings, devices: list[torch.device], *, models: int) -> tuple[int, CoreShare | None]:
+    """Intra-op threads per replica, and the core share CPU replicas draw from: from the CPUs
+    this process may really use (affinity, cgroup quota), for every model's replicas together."""
+    cpus = usable_cpus()
+    replicas = len(devices) * models if devices[0].type == "cpu" else len(devices)
+    if settings.torch_threads is not None:
+        return settings.torch_threads, None
+    if devices[0].type == "cpu" and replicas > 1:
+        return cpus, CoreShare(cpus)  # each batch gets cpus / (replicas running one)
+    return max(1, cpus // replicas), None
+
+
 class ServerState:
     def __init__(self, settings: ServerSettings) -> None:
         self.settings = settings
         self.metrics = Metrics()
         self.registry = ModelRegistry()
-        self.check_api_key = ApiKeyCheck(settings.api_key)
+        self.tenants = Tenants(settings.api_key, settings.api_keys_file)  # a bad file stops start-up
+        self.limiter = RateLimiter(
+            settings.redis_url,
+            registry=self.metrics.registry,
+            key_prefix=f"{settings.cache_prefix}rl:",
+            replicas=settings.rate_limit_replicas,
+            timeout_s=settings.rate_limit_timeout_ms / 1000,
+        )
         self.token_ids = TokenIdPolicy(settings.token_ids)
         self.embeddings = EmbeddingService(self.registry, settings)
         self.documents = DocumentService(self.registry, settings)
@@ -109,6 +132,16 @@ class ServerState:
         if aborted:
             log.warning("drain time over: %d waiting requests answered 503", aborted)
 
+    def liveness(self) -> str | None:
+        """Why the process should be restarted (None: it should not). The event loop answering
+        is most of liveness; beyond that, a model whose every replica is dead and none is being
+        restarted (its restarts keep failing) cannot recover by itself."""
+        for runtime in self.registry.runtimes:
+            replicas = runtime.replica_health()
+            if replicas and not any(replica.alive or replica.restarting for replica in replicas):
+                return f"every replica of {runtime.name} is dead and none is restarting"
+        return None
+
     def readiness(self) -> tuple[bool, dict[str, object]]:
         """Ready when loaded, not draining, and every model has a live replica; with the reason."""
         models = {
@@ -134,7 +167,9 @@ class ServerState:
         try:
             self.loop = loop = asyncio.get_running_loop()
             await self.cache.start()
+            await self.limiter.start()
             devices = replica_devices(self.settings.device, self.settings.workers)
+            threads, cores = cpu_plan(self.settings, devices, models=len(cards))
             for card in cards:
                 processes = self.settings.worker_processes
                 loaded = await asyncio.to_thread(
@@ -144,6 +179,8 @@ class ServerState:
                     dtype_override=self.settings.dtype,
                     weights=False if processes else None,
                 )
+                # Cold, the fingerprint reads every weight file: hash while the replicas load.
+                fingerprinting = asyncio.ensure_future(asyncio.to_thread(model_fingerprint, loaded))
                 budget = batch_token_budget(self.settings.max_batch_tokens, devices[0], loaded.max_tokens)
                 engines = await asyncio.to_thread(
                     loaded.create_engines,
@@ -152,13 +189,11 @@ class ServerState:
                     max_batch_tokens=budget,
                     max_batch_size=self.settings.max_batch_size,
                     processes=processes,
-                    threads=self.settings.torch_threads or max(1, (os.cpu_count() or 1) // len(devices)),
-                    # Without a fixed thread count, CPU replicas share the cores batch by batch.
-                    shared_cores=(os.cpu_count() or 1)
-                    if self.settings.torch_threads is None and devices[0].type == "cpu" and len(devices) > 1
-                    else None,
+                    threads=threads,
+                    cores=cores,
+                    replica_timeout_s=self.settings.replica_timeout_s,
                 )
-                fingerprint = await asyncio.to_thread(model_fingerprint, loaded)
+                fingerprint = await fingerprinting
                 runtime = ModelRuntime(
                     loaded,
                     engines,
@@ -207,4 +242,5 @@ class ServerState:
             timeout = max(1.0, self._drain_timer.when() - asyncio.get_running_loop().time())
         for runtime in self.registry.runtimes:
             await asyncio.to_thread(runtime.drain_and_stop, timeout)
+        await self.limiter.close()
         await self.cache.close()

@@ -84,6 +84,11 @@ class Metrics:
         )  # fmt: skip
         self.queue_depth = Gauge("embed_queue_depth", "Inputs waiting in the queue.", ["model"], registry=r)
         self.queue_tokens = Gauge("embed_queue_tokens", "Tokens waiting in the queue.", ["model"], registry=r)
+        self.queue_wait = Gauge(
+            "embed_queue_wait_estimate_seconds",
+            "Expected time to work through the queued tokens at the model's recent speed (0 before any batch).",
+            ["model"], registry=r,
+        )  # fmt: skip
         self.queue_capacity = Gauge(
             "embed_queue_capacity_tokens", "Queued tokens beyond which requests get 429 (--max-queue-tokens).",
             ["model"], registry=r,

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import math
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from functools import partial
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -19,6 +22,7 @@ from server.cached_compute import CachedCompute
 from server.errors import InvalidRequestError, NotReadyError, OverloadedError
 from server.metrics import Metrics
 from server.protocol import Inputs, TokenInputs
+from server.request_context import current, record_stage
 from server.scheduling.batch_queue import BatchQueue, QueueClosedError
 from server.scheduling.pending import ClientDisconnectedError, PendingRequest, QueuedInput
 from server.scheduling.worker_pool import WorkerPool
@@ -29,6 +33,14 @@ from server.token_ids import TokenIdPolicy
 # one takes ~30 us there, while the hop to the tokenizer thread and back costs more CPU than
 # that (two wake-ups and GIL hand-offs). The bound keeps the loop's pause under ~0.2 ms.
 INLINE_TOKENIZE_UNITS = 512
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _tenant() -> str:
+    context = current()
+    return context.tenant if context is not None else ""
 
 
 def _size(inputs: Inputs) -> int:
@@ -74,6 +86,8 @@ class ModelRuntime:
         self._pool = WorkerPool(
             self.name, engines, self.queue, loop=loop, metrics=metrics, batch_wait_s=settings.batch_wait_ms / 1000
         )
+        self.throughput = self._pool.throughput
+        self.max_queue_wait_s = settings.max_queue_wait_s
         self._tokenizer_thread = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-tokenizer")
         # Whole documents tokenize on their own thread so short requests never wait behind them.
         self._document_thread = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-documents")
@@ -81,6 +95,7 @@ class ModelRuntime:
         metrics.watch_queue(
             self.name, lambda: self.queue.queued_inputs, lambda: self.queue.queued_tokens, settings.max_queue_tokens
         )
+        metrics.queue_wait.labels(self.name).set_function(lambda: self.throughput.wait_s(self.queue.queued_tokens))
         self._waiting: set[PendingRequest] = set()  # requests with inputs queued or running
         self.results = CachedCompute(self.compute, cache=cache, fingerprint=fingerprint, dimensions=loaded.dimensions)
 
@@ -105,11 +120,25 @@ class ModelRuntime:
     # -- request path --------------------------------------------------------------
 
     def check_capacity(self) -> None:
-        """Cheap refusal before any work when the queue is already full."""
+        """Cheap refusal before any work when the queue is already full or already too slow."""
         if self.queue.is_full():
             raise OverloadedError(
                 f"model {self.name!r} has {self.queue.queued_tokens} tokens queued (limit "
                 f"{self.queue.max_queue_tokens}); retry later"
+            )
+        self._check_wait(_tenant(), 0)
+
+    def _check_wait(self, tenant: str, tokens: int) -> None:
+        """429 when a request of `tokens` tokens from `tenant` would wait longer than
+        --max-queue-wait-s: the tokens that run before it (tenants take turns) at the model's speed."""
+        if not self.queue.queued_tokens:
+            return  # a request into an empty queue is always let in
+        wait = self.throughput.wait_s(self.queue.tokens_ahead(tenant, tokens))
+        if wait > self.max_queue_wait_s:
+            raise OverloadedError(
+                f"model {self.name!r} is busy: a new request would wait about {wait:.0f} s in its queue (limit "
+                f"{self.max_queue_wait_s:g} s, --max-queue-wait-s); retry later",
+                retry_after=max(1, math.ceil(wait - self.max_queue_wait_s)),
             )
 
     async def tokenize(self, inputs: Inputs, *, prompt: str | None, truncation: Truncation) -> list[TokenizedInput]:
@@ -121,7 +150,9 @@ class ModelRuntime:
         else:
             loop = asyncio.get_running_loop()
             tokenized = await loop.run_in_executor(self._tokenizer_thread, self._tokenize, inputs, prompt, truncation)
-        self._tokenization_duration.observe(time.perf_counter() - started)
+        ended = time.perf_counter()
+        self._tokenization_duration.observe(ended - started)
+        record_stage("tokenize", started, ended)
         return tokenized
 
     def _tokenize(self, inputs: Inputs, prompt: str | None, truncation: Truncation) -> list[TokenizedInput]:
@@ -146,7 +177,9 @@ class ModelRuntime:
         started = time.perf_counter()
         loop = asyncio.get_running_loop()
         split = await loop.run_in_executor(self._document_thread, self._split_documents, texts, prompt, splitter)
-        self._tokenization_duration.observe(time.perf_counter() - started)
+        ended = time.perf_counter()
+        self._tokenization_duration.observe(ended - started)
+        record_stage("tokenize", started, ended)
         return split
 
     def _split_documents(
@@ -164,6 +197,14 @@ class ModelRuntime:
             out.append((document, splitter.split(text, document) if splitter is not None else []))
         return out
 
+    async def run_document_work(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Blocking work that grows with a document (late-chunking plans, chunk means, response
+        bodies) on this model's document thread: off the event loop, one piece at a time per model.
+        The request's context goes along, so its stage timings still count for it."""
+        loop = asyncio.get_running_loop()
+        call = contextvars.copy_context().run
+        return await loop.run_in_executor(self._document_thread, partial(call, function, *args, **kwargs))
+
     async def compute(self, payloads: Sequence[EngineInput], abandon: Awaitable[Any] | None = None) -> list[Any]:
         """Queue `payloads` as one unit and wait for one result per payload, in order.
 
@@ -178,8 +219,11 @@ class ModelRuntime:
                 "tokens: split it into smaller requests",
                 param="input",
             )
-        pending = PendingRequest(asyncio.get_running_loop(), len(payloads))
+        context = current()
+        tenant = _tenant()
+        pending = PendingRequest(asyncio.get_running_loop(), len(payloads), tenant)
         items = [QueuedInput(payload, pending, slot, n) for slot, (payload, n) in enumerate(zip(payloads, tokens))]
+        self._check_wait(tenant, total)
         try:
             accepted = self.queue.put(items)
         except QueueClosedError:
@@ -201,6 +245,9 @@ class ModelRuntime:
             raise
         finally:
             self._waiting.discard(pending)
+        if context is not None:
+            context.record("queue", items[0].enqueued_at, pending.first_started)
+            context.record("inference", pending.first_started, pending.last_finished)
         return results
 
     def abort_waiting(self, error: Exception) -> int:

@@ -82,9 +82,9 @@ InputField = Annotated[
             "description": f"Text or token ids to embed: {_INPUT_SHAPES}.",
             "anyOf": [
                 {"type": "string"},
-                {"type": "array", "items": {"type": "string"}},
-                {"type": "array", "items": {"type": "integer"}},
-                {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}},
+                {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                {"type": "array", "items": {"type": "integer"}, "minItems": 1},
+                {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}, "minItems": 1},
             ],
         }
     ),
@@ -132,7 +132,7 @@ class DocumentEmbeddingRequest(BaseModel):
     input: Annotated[
         list[str],
         PlainValidator(_documents),
-        WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}),
+        WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}]}),
     ] = Field(description="Whole documents.")
     model: StrictStr | None = None
     chunking: Splitter = Field(

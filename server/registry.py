@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from server.errors import InvalidRequestError, ModelNotFoundError
+from server.limits.limiter import current_admission
 from server.model_runtime import ModelRuntime
 
 
@@ -36,4 +37,20 @@ class ModelRegistry:
                 f"The model {name!r} does not exist on this server; served models: {', '.join(self.names)}",
                 param="model",
             )
+        return runtime
+
+    def for_request(self, name: str | None) -> ModelRuntime:
+        """`get`, for the tenant of the request being answered: a model it may not use is
+        answered like one that is not served, and only its own models are listed."""
+        admission = current_admission()
+        if admission is None or admission.tenant.models is None:
+            return self.get(name)
+        tenant = admission.tenant
+        allowed = [served for served in self.names if tenant.may_use([served])]
+        try:
+            runtime = self.get(name)
+        except ModelNotFoundError:
+            tenant.require_model(name, [], allowed)
+            raise
+        tenant.require_model(name, runtime.names, allowed)
         return runtime

@@ -20,6 +20,7 @@ class Reply:
     body: bytes
     cache_hits: int = 0
     inputs: int = 0
+    tokens: int = 0
 
 
 def encode_vector(vector: np.ndarray, encoding_format: EncodingFormat) -> Any:

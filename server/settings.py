@@ -14,9 +14,20 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from models.card import Attention, DTypeName, EngineKind, PoolingMethod
 from models.catalog import DEFAULT_MODEL
 
+LogFormat = Literal["text", "json"]
 TokenIdMode = Literal["tiktoken", "native", "reject"]
 TruncationDefault = Literal["none", "end", "start"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+
+
+REDACTED = "<redacted>"
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password (and user) replaced: redis://:secret@host -> redis://<redacted>@host."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    return f"{scheme}{sep}{REDACTED}@{host}" if sep and at and credentials else url
 
 
 def _split_env_list(value: object) -> object:
@@ -55,9 +66,35 @@ class ServerSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address to bind.")
     port: int = Field(8000, ge=0, le=65535, description="Port to bind.")
     api_key: StrList = Field(
-        default_factory=list, description="Accepted bearer key; repeat for several. None given: no authentication."
+        default_factory=list,
+        description="Accepted bearer keys, comma-separated, from the environment only (a flag would show them in "
+        "the process list). None given (and no --api-keys-file): no authentication.",
+        json_schema_extra={"env_only": True},
+    )
+    api_keys_file: str | None = Field(
+        None,
+        description="Tenants and their keys (YAML or JSON; reloaded on SIGHUP or change): per tenant its keys, "
+        "requests and tokens per minute, concurrent requests and allowed models.",
+    )
+    rate_limit_replicas: int = Field(
+        1,
+        ge=1,
+        description="While Redis is unreachable, tenant limits are enforced per replica, each limit divided by "
+        "this (the number of replicas sharing a tenant's traffic); 1 never refuses a tenant below its limit.",
+    )
+    rate_limit_timeout_ms: float = Field(
+        20, gt=0, description="Longest a request waits on Redis for a rate-limit decision before deciding locally."
     )
     max_request_bytes: int = Field(32 << 20, ge=1024, description="Largest accepted request body (413 beyond).")
+    request_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="Deadline of a /v1 request, in seconds (a client may ask for less with an X-Request-Timeout "
+        "header); past it the client gets 504 and the request's queued inputs are dropped.",
+    )
+    cors_origin: StrList = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser (CORS); none: CORS off."
+    )
 
     # Inputs
     token_ids: TokenIdMode = Field(
@@ -100,6 +137,18 @@ class ServerSettings(BaseSettings):
     max_queue_tokens: int = Field(
         1 << 20, ge=1, description="Tokens waiting per model beyond which requests get 429 at once."
     )
+    max_queue_wait_s: float = Field(
+        30.0,
+        gt=0,
+        description="A request whose estimated wait in the queue (queued tokens / the model's recent tokens per "
+        "second) exceeds this gets 429 with a Retry-After from that estimate.",
+    )
+    replica_timeout_s: float = Field(
+        60.0,
+        gt=0,
+        description="A replica process that has not answered a batch within this, or 10x the time its recent "
+        "speed predicts for the batch if longer, is declared hung, killed and replaced; the batch is retried.",
+    )
     packing: bool = Field(
         True, description="Pack short inputs into shared rows (block-diagonal attention) when cheaper than padding."
     )
@@ -134,7 +183,23 @@ class ServerSettings(BaseSettings):
         "the process exits. Kubernetes: terminationGracePeriodSeconds > preStop pause + this + 5.",
     )
     log_level: LogLevel = Field("info", description="Log level.")
-    access_log: bool = Field(False, description="Log one line per request (costs throughput).")
+    log_format: LogFormat = Field("text", description="Log lines as text or as JSON objects (one per line).")
+    access_log: bool = Field(
+        False, description="Log one line per request: id, tenant, model, inputs, tokens, status, stage times."
+    )
+    otlp_endpoint: str | None = Field(
+        None,
+        description="Send OpenTelemetry traces (a span per request, child spans per stage) to this OTLP/HTTP "
+        "collector, e.g. http://otel-collector:4318 (off: none).",
+    )
+
+    def redacted(self) -> dict[str, object]:
+        """Every setting, secrets hidden: safe to log."""
+        values = self.model_dump()
+        values["api_key"] = [REDACTED] * len(self.api_key)
+        if self.redis_url:
+            values["redis_url"] = redact_url(self.redis_url)
+        return values
 
     @model_validator(mode="after")
     def _check(self) -> ServerSettings:

@@ -25,9 +25,9 @@ def free_port() -> int:
 class RunningServer:
     """The real app behind a real uvicorn on a free port, in a background thread."""
 
-    def __init__(self, settings: ServerSettings, ready_timeout: float = 300.0) -> None:
+    def __init__(self, settings: ServerSettings, ready_timeout: float = 300.0, app: Any = None) -> None:
         self.settings = settings
-        self.app = create_app(settings)
+        self.app = app if app is not None else create_app(settings)
         config = uvicorn.Config(
             self.app, host="127.0.0.1", port=settings.port, log_level="warning", lifespan="on", loop="asyncio"
         )
@@ -85,3 +85,49 @@ def vectors_of(body: dict[str, Any]) -> np.ndarray:
         else:
             rows.append(np.asarray(embedding, dtype=np.float32))
     return np.stack(rows)
+
+
+def computed_inputs(server: RunningServer, model: str = "all-MiniLM-L6-v2") -> float:
+    """Inputs the model's engine has computed so far (`embed_batch_size_sum`): cache hits and
+    coalesced duplicates never reach it, so a rise by N proves N inputs were computed."""
+    return server.metric("embed_batch_size_sum", model=model)
+
+
+class ServerProcess:
+    """The real `embed-server serve` command in a process of its own, ready on a free port."""
+
+    def __init__(self, *flags: str, env: dict[str, str] | None = None, ready_timeout: float = 180.0) -> None:
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environment = {**os.environ, "HF_HUB_OFFLINE": "1", "EMBED_DTYPE": "float32", **(env or {})}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", "--port", str(self.port), "--log-level", "warning", *flags],
+            cwd=Path(__file__).resolve().parents[1], env=environment,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.process.stdout.read() if self.process.stdout else ''}")
+            try:
+                if httpx.get(self.url + "/ready", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"server on {self.url} not ready after {ready_timeout}s")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=60)
+            except Exception:
+                self.process.kill()

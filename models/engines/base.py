@@ -42,6 +42,7 @@ class ReplicaHealth:
     alive: bool
     pid: int | None = None  # its own process; None when it runs in the server's
     restarts: int = 0  # times its process was replaced
+    restarting: bool = False  # a new process is being started
 
 
 IN_PROCESS = ReplicaHealth(alive=True)

@@ -17,8 +17,10 @@ import contextlib
 import gc
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import threading
+import time
 import traceback
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -31,6 +33,7 @@ from models.errors import EngineError, ModelError
 log = logging.getLogger(__name__)
 
 _START_TIMEOUT_S = 600.0
+_RATE_MIN_TOKENS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,46 +89,121 @@ class ProcessBatch:
 
 
 class ProcessEngine:
-    def __init__(self, spec: ReplicaSpec, *, hidden_size: int, cores: CoreShare | None = None) -> None:
+    """The server side of one replica process.
+
+    Hung replicas: a batch that gets no answer within `timeout_s`, or within ten times what
+    the replica's recent speed predicts for its tokens if that is longer, kills the process,
+    starts a new one and fails (the worker pool then retries the batch in halves). A process
+    that dies between batches is replaced at once by a watcher thread, which waits on the
+    process's sentinel (no polling), so an idle replica does not stay dead until traffic comes.
+    """
+
+    def __init__(
+        self, spec: ReplicaSpec, *, hidden_size: int, cores: CoreShare | None = None, timeout_s: float = 60.0
+    ) -> None:
         self.hidden_size = hidden_size
         self.device_label = f"{spec.device}-process"
         self._spec = spec
         self._cores = cores
-        self._lock = threading.Lock()  # one batch in the pipe at a time
+        self._timeout_s = timeout_s
+        self._tokens_per_s: float | None = None  # smoothed over recent batches
+        self._lock = threading.Lock()  # one batch in the pipe at a time; held while (re)starting
         self._connection: Connection
         self._process: multiprocessing.process.BaseProcess
         self.packing = False
         self.restarts = 0
+        self._restarting = False
+        self._closing = threading.Event()
         self._start()
+        self._watcher = threading.Thread(target=self._watch, name=f"{self.device_label}-watcher", daemon=True)
+        self._watcher.start()
 
     def prepare(self, inputs: Sequence[EngineInput]) -> ProcessBatch:
         # Padding and packing happen in the child, next to the model.
         return ProcessBatch(list(inputs))
 
     def run(self, batch: ProcessBatch) -> EngineOutput:
+        tokens = sum(len(item.ids) for item in batch.inputs)
         with self._lock, self._cores.batch() if self._cores else contextlib.nullcontext(None) as threads:
+            started = time.monotonic()
+            bound = self.timeout_for(tokens)
             try:
                 self._connection.send(("run", (batch.inputs, threads)))
-                status, payload = self._connection.recv()
+                answered = self._connection.poll(bound)
+                if answered:
+                    status, payload = self._connection.recv()
             except (EOFError, OSError) as exc:
-                log.error("%s: model process died (%s); starting a new one", self.device_label, exc)
-                self._restart()
+                if not self._closing.is_set():
+                    log.error("%s: model process died (%s); starting a new one", self.device_label, exc)
+                    self._restart()
                 raise EngineError("the model process stopped while running a batch") from None
+            if not answered:
+                log.error("%s: no answer to a batch of %d tokens within %.0f s: the model process hangs; "
+                          "replacing it", self.device_label, tokens, bound)  # fmt: skip
+                self._restart()
+                raise EngineError(f"the model process did not answer within {bound:.0f} s and was replaced")
+            if status == "ok":
+                self._observe(tokens, time.monotonic() - started)
         if status == "error":
             raise payload if isinstance(payload, ModelError) else EngineError(str(payload))
         return payload
 
+    def timeout_for(self, tokens: int) -> float:
+        """How long a batch of `tokens` may take before the replica counts as hung."""
+        rate = self._tokens_per_s
+        return self._timeout_s if rate is None else max(self._timeout_s, 10 * tokens / rate)
+
     def health(self) -> ReplicaHealth:
-        return ReplicaHealth(alive=self._process.is_alive(), pid=self._process.pid, restarts=self.restarts)
+        return ReplicaHealth(
+            alive=self._process.is_alive() and not self._restarting,
+            pid=self._process.pid,
+            restarts=self.restarts,
+            restarting=self._restarting,
+        )
 
     def close(self) -> None:
-        with self._lock:
+        self._closing.set()
+        if not self._lock.acquire(timeout=1.0):
+            # A batch is still running (the drain time is over) or the process hangs: stop it.
+            with contextlib.suppress(OSError):
+                self._process.kill()
+            self._lock.acquire()
+        try:
             with contextlib.suppress(OSError, EOFError):
                 self._connection.send(("stop", None))
             self._connection.close()
             self._process.join(timeout=30)
             if self._process.is_alive():
                 self._process.kill()
+        finally:
+            self._lock.release()
+
+    def _observe(self, tokens: int, seconds: float) -> None:
+        # Small batches are mostly fixed overhead: their rate would predict big ones far too slow.
+        if tokens >= _RATE_MIN_TOKENS and seconds > 0:
+            rate = tokens / seconds
+            previous = self._tokens_per_s
+            self._tokens_per_s = rate if previous is None else previous + 0.2 * (rate - previous)
+
+    def _watch(self) -> None:
+        """Replace a process that died while no batch was running (run() handles the others)."""
+        backoff = 1.0
+        while not self._closing.is_set():
+            process = self._process
+            multiprocessing.connection.wait([process.sentinel])
+            with self._lock:
+                if self._closing.is_set() or self._process is not process or process.is_alive():
+                    continue  # closing, or already replaced by run()
+                log.error("%s: model process exited (code %s); starting a new one", self.device_label,
+                          process.exitcode)  # fmt: skip
+                try:
+                    self._restart()
+                    backoff = 1.0
+                    continue
+                except Exception as exc:
+                    log.error("%s: the new model process failed to start: %s", self.device_label, exc)
+            self._closing.wait(backoff)  # before the next try; a close ends the wait
+            backoff = min(backoff * 2, 60.0)
 
     def _start(self) -> None:
         context = multiprocessing.get_context("spawn")  # fork would copy the server's threads and locks
@@ -144,13 +222,18 @@ class ProcessEngine:
         self.packing = bool(payload["packing"])
 
     def _restart(self) -> None:
-        with contextlib.suppress(OSError):
-            self._connection.close()
-        with contextlib.suppress(OSError):
-            self._process.kill()
-        self._process.join(timeout=5)
-        self.restarts += 1
-        self._start()
+        """Kill the process and start a new one (lock held)."""
+        self._restarting = True
+        try:
+            with contextlib.suppress(OSError):
+                self._connection.close()
+            with contextlib.suppress(OSError):
+                self._process.kill()
+            self._process.join(timeout=5)
+            self.restarts += 1
+            self._start()
+        finally:
+            self._restarting = False
 
 
 def _serve(connection: Connection, spec: ReplicaSpec) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
+from server.api import schemas
 from server.api.http import json_response, server_state
 from server.errors import NotReadyError, error_parts
 from server.metrics import CONTENT_TYPE
@@ -14,12 +15,37 @@ from server.responses import dumps
 router = APIRouter()
 
 
-@router.get("/health", summary="Liveness: the process answers")
-async def health() -> Response:
-    return json_response(b'{"status":"ok"}')
+@router.get(
+    "/health",
+    summary="Liveness: the event loop answers and every model can still recover",
+    responses={
+        **schemas.ok(schemas.Healthy, "Alive."),
+        503: {
+            "model": schemas.Unhealthy,
+            "description": "A model can no longer recover: restart the process.",
+            "headers": schemas.TRACE_HEADERS,
+        },
+    },
+)
+async def health(request: Request) -> Response:
+    problem = server_state(request).liveness()
+    if problem is None:
+        return json_response(b'{"status":"ok"}')
+    return json_response(dumps({"status": "unhealthy", "reason": problem}), 503)
 
 
-@router.get("/ready", summary="Readiness: every model loaded and warm, a live replica each, not draining")
+@router.get(
+    "/ready",
+    summary="Readiness: every model loaded and warm, a live replica each, not draining",
+    responses={
+        **schemas.ok(schemas.Ready, "Ready, with each model's replica counts."),
+        503: {
+            "model": schemas.NotReady,
+            "description": "Loading, draining, or a model without a live replica.",
+            "headers": {**schemas.TRACE_HEADERS, **schemas.RETRY_AFTER},
+        },
+    },
+)
 async def ready(request: Request) -> Response:
     is_ready, report = server_state(request).readiness()
     if is_ready:
@@ -30,6 +56,12 @@ async def ready(request: Request) -> Response:
     return Response(dumps(body), status_code=status, media_type="application/json", headers=error.headers())
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    # Documents the text exposition format; the handler sets the exact type (CONTENT_TYPE).
+    response_class=PlainTextResponse,
+    responses={200: {"description": "Prometheus text exposition format.", "headers": schemas.TRACE_HEADERS}},
+)
 async def metrics(request: Request) -> Response:
     return Response(server_state(request).metrics.render(), media_type=CONTENT_TYPE)

@@ -25,9 +25,10 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from models.errors import ModelError
-from server.errors import ApiError, InvalidRequestError, PayloadTooLargeError, error_parts
+from server.errors import InvalidRequestError, PayloadTooLargeError, RequestTimeoutError, error_parts
 from server.lifecycle import ServerState
 from server.protocol import parse_request
+from server.request_context import current
 from server.responses import Reply
 from server.scheduling.pending import ClientDisconnectedError
 
@@ -106,32 +107,69 @@ def json_response(body: bytes, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type="application/json")
 
 
-async def answer(
-    state: ServerState, endpoint: str, authorization: str | None, work: Callable[[], Awaitable[Reply]]
-) -> Answer:
-    """Run a /v1 endpoint: auth and readiness first, then `work`; every failure becomes an
-    OpenAI-shaped error, and the request metrics are recorded."""
+def deadline_s(scope: Scope, default_s: float) -> float:
+    """The request's time budget: --request-timeout-s, or less if the client asks (X-Request-Timeout)."""
+    asked = header(scope, b"x-request-timeout")
+    if asked is None:
+        return default_s
+    try:
+        seconds = float(asked)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise InvalidRequestError(
+            f"X-Request-Timeout must be a positive number of seconds, got {asked!r}", param="X-Request-Timeout"
+        )
+    return min(seconds, default_s)
+
+
+async def answer(state: ServerState, endpoint: str, scope: Scope, work: Callable[[], Awaitable[Reply]]) -> Answer:
+    """Run a /v1 endpoint: auth, readiness and the deadline first, then `work`; every failure
+    becomes an OpenAI-shaped error (a 500 is logged, with the request id), and the request
+    metrics are recorded."""
     started = time.perf_counter()
+    context = current()
     model = "-"
+    admission = None
     state.metrics.in_flight.inc()
     try:
+        tenant = state.tenants.authenticate(header(scope, b"authorization"))
+        if context is not None:
+            context.tenant = tenant.name  # also the request's turn group in the queue
+        state.require_ready()
+        budget = deadline_s(scope, state.settings.request_timeout_s)  # before admission: a 400 costs no quota
+        if context is not None:
+            context.deadline = started + budget
+        admission = await state.limiter.admit(tenant)
+        admission.raise_if_refused()
         try:
-            state.check_api_key(authorization)
-            state.require_ready()
-            reply = await work()
-            model = reply.model
-            hits = (("X-Cache-Hits", f"{reply.cache_hits}/{reply.inputs}"),) if state.settings.cache_hits_header else ()
-            result = Answer(200, reply.body, hits)
-        except ClientDisconnectedError:
-            log.info("%s: client disconnected; its queued inputs were dropped", endpoint)
-            result = Answer(499, b"")
-        except Exception as exc:
-            if not isinstance(exc, (ApiError, ModelError)):
-                log.error("%s request failed", endpoint, exc_info=exc)
-            error, status, body = error_parts(exc)
-            result = Answer(status, body, tuple(error.headers().items()))
-            state.metrics.errors.labels(error.type, error.code, status).inc()
+            with admission.bound():  # the services charge tokens and check models through it
+                async with asyncio.timeout(budget):
+                    reply = await work()
+        except TimeoutError:
+            raise RequestTimeoutError(
+                f"the request did not finish within its deadline of {budget:g} s (--request-timeout-s or "
+                "X-Request-Timeout); its queued inputs were dropped"
+            ) from None
+        model = reply.model
+        if context is not None:
+            context.model, context.inputs, context.tokens = reply.model, reply.inputs, reply.tokens
+        headers = list(admission.headers().items())
+        if state.settings.cache_hits_header:
+            headers.append(("X-Cache-Hits", f"{reply.cache_hits}/{reply.inputs}"))
+        result = Answer(200, reply.body, tuple(headers))
+    except ClientDisconnectedError:
+        log.info("%s: client disconnected; its queued inputs were dropped", endpoint)
+        result = Answer(499, b"")
+    except Exception as exc:
+        error, status, body = error_parts(exc)
+        if status == 500:
+            log.error("%s request failed: %s", endpoint, exc, exc_info=not isinstance(exc, ModelError))
+        result = Answer(status, body, tuple(error.headers().items()))
+        state.metrics.errors.labels(error.type, error.code, status).inc()
     finally:
+        if admission is not None:
+            admission.release()
         state.metrics.in_flight.dec()
     state.metrics.observe_request(endpoint, model, result.status, time.perf_counter() - started)
     return result
@@ -158,7 +196,7 @@ class JsonPost:
             finally:
                 disconnect.cancel()
 
-        return await answer(state, self.endpoint, header(scope, b"authorization"), work)
+        return await answer(state, self.endpoint, scope, work)
 
     async def route(self, request: Request) -> Response:
         """The same endpoint as a FastAPI route."""

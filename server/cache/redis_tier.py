@@ -161,7 +161,8 @@ class RedisCache:
             self.url,
             max_connections=self._max_connections,
             timeout=self._background_timeout_s,  # waiting for a free connection; reads are bounded tighter
-            socket_timeout=self._background_timeout_s,
+            # No socket_timeout: redis-py then sends through asyncio.wait_for, which can swallow a
+            # request's cancellation; every call is bounded by _call's own asyncio.timeout instead.
             socket_connect_timeout=self._background_timeout_s,
             retry=Retry(NoBackoff(), 0),  # the breaker decides when to try again, not the client
         )

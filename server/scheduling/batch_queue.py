@@ -7,10 +7,16 @@ Producers (the event loop) add a request's inputs all at once or not at all; con
 A batch is *anchored* on the first waiting input of the request whose turn it is, then
 filled with queued inputs nearest in length to the anchor (padding stays small) and never
 much longer or shorter than it (`compatible`): a short query must not wait for a batch of
-long document windows. Its cost is `longest × count` tokens. Turns: a request waits with
-the turn number current at its arrival; once served it goes behind every request that
+long document windows. A batch anchored on a small request (a query) takes only other small
+requests' inputs: filled with a bulk job's, it would run as long as any of the job's batches.
+A batch costs `longest × count` tokens. Turns: a request waits with the turn number current
+at its arrival; once served it goes behind every request that
 arrived meanwhile. So a huge document (hundreds of windows) and short requests alternate
 instead of the short ones waiting for the whole document, and no request starves.
+Tenants take turns the same way, one level up: when a tenant's request is served, all of
+that tenant's requests go behind the other tenants' (round-robin between tenants, then
+between requests within a tenant), so one tenant's many concurrent ingestion requests do not
+push another tenant's single queries back by a batch each.
 
 Batches are chosen twice: `peek` proposes one (the former prepares it while the replicas
 run) and `claim` commits whatever the queue holds *when a replica is free*. Until then the
@@ -40,6 +46,15 @@ def compatible(anchor: int, tokens: int) -> bool:
     return long <= 2 * short + 64
 
 
+# Requests of at most this many inputs are interactive (queries): their batches are filled only
+# with other such requests, never with a bulk job's inputs.
+SMALL_REQUEST_INPUTS = 16
+
+
+def is_small(request: PendingRequest) -> bool:
+    return len(request.results) <= SMALL_REQUEST_INPUTS
+
+
 class BatchQueue:
     def __init__(
         self,
@@ -58,9 +73,11 @@ class BatchQueue:
         # Waiting requests in arrival order, each with its queued inputs in order.
         self._waiting: dict[PendingRequest, deque[QueuedInput]] = {}
         self._round = 0
+        self._tenant_turns: dict[str, int] = {}  # tenant -> its turn, set when it was last served
         self._expected = 1  # requests the previous batch served: how many to wait for
         self._live = 0
         self._queued_tokens = 0
+        self._tenant_tokens: dict[str, int] = {}  # queued tokens per tenant with any queued
         self._closed = False
 
     # -- producer side -------------------------------------------------------------
@@ -72,6 +89,15 @@ class BatchQueue:
     @property
     def queued_inputs(self) -> int:
         return self._live
+
+    def tokens_ahead(self, tenant: str, tokens: int) -> int:
+        """About how many queued tokens run before a new request of `tenant` with `tokens` tokens
+        is done: tenants take turns, so each tenant with work queued runs about as much as this
+        one (its queued tokens plus the request), and no more than it has queued."""
+        with self._lock:
+            own = self._tenant_tokens.get(tenant, 0) + tokens
+            others = sum(min(queued, own) for name, queued in self._tenant_tokens.items() if name != tenant)
+        return own + others
 
     def is_full(self) -> bool:
         return self._queued_tokens >= self.max_queue_tokens
@@ -97,6 +123,7 @@ class BatchQueue:
             request.queued += len(items)
             self._live += len(items)
             self._queued_tokens += tokens
+            self._tenant_tokens[request.tenant] = self._tenant_tokens.get(request.tenant, 0) + tokens
             self._changed.notify_all()
         return True
 
@@ -176,11 +203,17 @@ class BatchQueue:
         item.request.queued -= 1
         self._live -= 1
         self._queued_tokens -= item.tokens
+        left = self._tenant_tokens[item.request.tenant] - item.tokens
+        if left:
+            self._tenant_tokens[item.request.tenant] = left
+        else:
+            del self._tenant_tokens[item.request.tenant]
 
     def _candidates(self) -> list[QueuedInput]:
         """Live inputs, requests in turn order (ties: arrival), up to the lookahead."""
         candidates: list[QueuedInput] = []
-        for request in sorted(self._waiting, key=lambda r: r.turn):
+        turns = self._tenant_turns
+        for request in sorted(self._waiting, key=lambda r: (turns.get(r.tenant, 0), r.turn)):
             queue = self._waiting[request]
             for item in queue:
                 if item.state is InputState.QUEUED and request.cancelled:
@@ -198,6 +231,10 @@ class BatchQueue:
         limit = min(self.max_batch_size, -(-self._live // max(1, share)))
         chosen = [candidates.pop(0)]
         anchor = width = chosen[0].tokens
+        if is_small(chosen[0].request):
+            # A query's batch runs as long as its longest row times its rows: filled with a bulk
+            # job's inputs it would take a full batch. Small requests still share batches.
+            candidates = [item for item in candidates if is_small(item.request)]
         # Nearest in length to the anchor first; ties go to the earlier candidate.
         ranked = sorted(range(len(candidates)), key=lambda i: (abs(candidates[i].tokens - anchor), i))
         for index in ranked:
@@ -216,8 +253,10 @@ class BatchQueue:
         self._expected = len({id(item.request) for item in chosen})
         for item in chosen:
             self._leave(item, InputState.TAKEN)
-            # Served: behind every request that arrived before this batch.
+            # Served: behind every request that arrived before this batch, and its tenant
+            # behind every other tenant.
             item.request.turn = self._round + 1
+            self._tenant_turns[item.request.tenant] = self._round + 1
         self._forget_finished()
 
     def _forget_finished(self) -> None:

@@ -22,10 +22,21 @@ class ClientDisconnectedError(Exception):
 class PendingRequest:
     """Collects one result per input; lives on the event loop, fed by the worker threads."""
 
-    __slots__ = ("cancelled", "future", "queued", "remaining", "results", "turn")
+    __slots__ = (
+        "cancelled",
+        "first_started",
+        "future",
+        "last_finished",
+        "queued",
+        "remaining",
+        "results",
+        "tenant",
+        "turn",
+    )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, count: int, tenant: str = "") -> None:
         self.future: asyncio.Future[list[Any]] = loop.create_future()
+        self.tenant = tenant  # requests of one tenant share its turns (BatchQueue)
         self.results: list[Any] = [None] * count
         self.remaining = count
         # Read by worker threads to skip work nobody waits for.
@@ -33,6 +44,15 @@ class PendingRequest:
         # Kept by the BatchQueue (under its lock): scheduling turn, inputs still queued.
         self.turn = 0
         self.queued = 0
+        # When its first batch started and its last one finished (perf_counter; 0: not yet).
+        self.first_started = 0.0
+        self.last_finished = 0.0
+
+    def ran(self, started: float, finished: float) -> None:
+        """One of its batches ran from `started` to `finished` (on the event loop)."""
+        if not self.first_started or started < self.first_started:
+            self.first_started = started
+        self.last_finished = max(self.last_finished, finished)
 
     def fulfil(self, slot: int, value: Any) -> None:
         if self.future.done():

@@ -8,7 +8,9 @@ turn came first in front (prepared again). So prefetching never shrinks batches 
 makes a newly arrived short request wait behind a prepared batch of long ones.
 
 Results go back to the event loop in one callback per batch. If a batch fails, it is split
-and retried so that one bad input fails alone; an error that persists reaches every waiter.
+and retried so that one bad input fails alone (inputs whose request has gone are not
+retried); an error that persists reaches every waiter. A replica thread never dies of an
+exception: the batch fails, the error is logged, the thread takes the next batch.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import time
 from collections.abc import Sequence
 
 from models.engines.base import Engine, EngineInput, EngineOutput, PreparedBatch
-from models.errors import EngineError, ModelError
+from models.errors import EngineError, InputError, ModelError
 from server.metrics import Metrics
 from server.scheduling.batch_queue import BatchQueue
 from server.scheduling.pending import QueuedInput
+from server.scheduling.throughput import Throughput
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +66,8 @@ class _Handoff:
     def back_in_line(self, replica: int) -> None:
         """The replica has finished its batch and will call get() next."""
         with self._changed:
-            self._idle.append(replica)
+            if replica not in self._idle:
+                self._idle.append(replica)
 
     def get(self, replica: int) -> object:
         with self._changed:
@@ -89,9 +93,11 @@ class WorkerPool:
         loop: asyncio.AbstractEventLoop,
         metrics: Metrics,
         batch_wait_s: float = 0.0,
+        throughput: Throughput | None = None,
     ) -> None:
         self._model = model
         self._engines = list(engines)
+        self.throughput = throughput or Throughput(len(self._engines))
         self._queue = batch_queue
         self._loop = loop
         self._metrics = metrics
@@ -141,13 +147,13 @@ class WorkerPool:
             batch = self._queue.claim(share=self._handoff.idle + 1)  # the idle ones and this one
             if not batch:
                 continue
-            if len(batch) != len(items) or any(a is not b for a, b in zip(batch, items)):
-                try:
+            try:
+                if len(batch) != len(items) or any(a is not b for a, b in zip(batch, items)):
                     prepared = engine.prepare(_payloads(batch))
-                except Exception as exc:
-                    self._fail(batch, exc)
-                    continue
-            self._run(engine, batch, prepared, index)
+                self._run(engine, batch, prepared, index)
+            except Exception as exc:  # whatever fails, this thread goes on with the next batch
+                self._back_in_line(index)
+                self._fail(batch, exc)
 
     def _run(
         self, engine: Engine, items: list[QueuedInput], prepared: PreparedBatch, replica: int | None = None
@@ -158,18 +164,23 @@ class WorkerPool:
         try:
             output = engine.run(prepared)
         except Exception as exc:
-            if len(items) > 1:
+            wanted = [item for item in items if not item.request.cancelled]
+            if len(wanted) > 1:
                 log.warning("%s: batch of %d failed (%s); retrying in halves", self._model, len(items), exc)
-                half = len(items) // 2
-                for part in (items[:half], items[half:]):
-                    self._run(engine, part, engine.prepare(_payloads(part)))
+                half = len(wanted) // 2
+                for part in (wanted[:half], wanted[half:]):
+                    try:
+                        self._run(engine, part, engine.prepare(_payloads(part)))
+                    except Exception as retry_exc:
+                        self._fail(part, retry_exc)
             self._back_in_line(replica)
-            if len(items) == 1:
-                self._fail(items, exc)
+            if len(wanted) == 1:
+                self._fail(wanted, exc)
             return
-        self._observe(items, started, time.perf_counter() - started)
+        finished = time.perf_counter()
+        self._observe(items, started, finished - started)
         self._back_in_line(replica)
-        self._loop.call_soon_threadsafe(_deliver, items, output)
+        self._loop.call_soon_threadsafe(_deliver, items, output, started, finished)
 
     def _back_in_line(self, replica: int | None) -> None:
         if replica is not None:
@@ -181,13 +192,19 @@ class WorkerPool:
         m.inference_duration.labels(*labels).observe(elapsed)
         m.batch_size.labels(*labels).observe(len(items))
         m.batch_tokens.labels(*labels).observe(len(items) * max(item.tokens for item in items))
+        self.throughput.observe(sum(item.tokens for item in items), elapsed)
         queue_duration = m.queue_duration.labels(*labels)
         for item in items:
             queue_duration.observe(started - item.enqueued_at)
 
     def _fail(self, items: list[QueuedInput], exc: Exception) -> None:
-        if not isinstance(exc, ModelError):
-            log.error("%s: forward pass failed on %s", self._model, threading.current_thread().name, exc_info=exc)
+        where = threading.current_thread().name
+        if isinstance(exc, InputError):
+            pass  # the client's input: its 400 says why
+        elif isinstance(exc, ModelError):  # raised in a replica process: its text carries the cause
+            log.error("%s: batch of %d failed on %s: %s", self._model, len(items), where, exc)
+        else:
+            log.error("%s: batch of %d failed on %s", self._model, len(items), where, exc_info=exc)
             exc = EngineError(f"forward pass failed: {type(exc).__name__}")
         self._loop.call_soon_threadsafe(_fail_all, items, exc)
 
@@ -196,8 +213,9 @@ def _payloads(items: list[QueuedInput]) -> list[EngineInput]:
     return [item.payload for item in items]
 
 
-def _deliver(items: list[QueuedInput], output: EngineOutput) -> None:
+def _deliver(items: list[QueuedInput], output: EngineOutput, started: float, finished: float) -> None:
     for row, item in enumerate(items):
+        item.request.ran(started, finished)
         item.request.fulfil(item.slot, output.result(row))
 
 

@@ -88,7 +88,7 @@ def test_replicas_sharing_cores_give_the_same_vectors_alone_and_together(engines
     in_thread, _ = engines
     expected = in_thread.run(in_thread.prepare(inputs(in_thread))).pooled
     shell = load_model(find_card("all-MiniLM-L6-v2"), device=CPU, dtype_override="float32", weights=False)
-    replicas = shell.create_engines([CPU, CPU], processes=True, shared_cores=2)
+    replicas = shell.create_engines([CPU, CPU], processes=True, cores=CoreShare(2))
     try:
         alone = replicas[0].run(replicas[0].prepare(inputs(replicas[0]))).pooled  # two threads
         with ThreadPoolExecutor(2) as pool:  # one thread each while both run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -20,7 +21,7 @@ from tests.helpers import free_port
 ROOT = Path(__file__).resolve().parents[2]
 EVERY_FLAG = [
     "--model", "--served-model-name", "--host", "--port", "--device", "--dtype", "--workers",
-    "--max-batch-tokens", "--max-queue-tokens", "--api-key", "--token-ids", "--truncate",
+    "--max-batch-tokens", "--max-queue-tokens", "--api-keys-file", "--token-ids", "--truncate",
     "--pooling", "--attention", "--layer", "--normalize", "--no-normalize", "--engine",
 ]  # fmt: skip
 
@@ -49,6 +50,26 @@ def test_flags_override_environment(monkeypatch) -> None:  # type: ignore[no-unt
     assert settings.model == ["x", "y"]
     assert settings.normalize is False
     assert ServerSettings().host == "127.0.0.1" and ServerSettings(port=1).port == 1
+
+
+def test_keys_are_never_flags_and_never_logged(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # A flag would put the key in /proc/*/cmdline for every user of the machine to read.
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--api-key", "secret-key"])
+    assert "unrecognized arguments: --api-key" in capsys.readouterr().err
+    settings = ServerSettings(api_key=["secret-key-1"], redis_url="redis://:redis-pass@cache:6379/0")
+    dumped = str(settings.redacted())
+    assert "secret-key-1" not in dumped and "redis-pass" not in dumped and "cache:6379/0" in dumped
+    # The start-up log line is that dump: start the real command with a model that cannot load.
+    monkeypatch.setenv("EMBED_API_KEY", "secret-key-2")
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        assert main(["serve", "--model", "no-such-model-anywhere"]) == 2
+    finally:  # serve() installs the server's own log handler
+        root.handlers[:], root.level = handlers, level
+    logged = capsys.readouterr().err
+    assert "settings:" in logged and "<redacted>" in logged and "secret-key-2" not in logged
 
 
 def test_bad_values_exit_with_a_message(capsys) -> None:  # type: ignore[no-untyped-def]

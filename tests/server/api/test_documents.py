@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import cosine_rows
+from tests.helpers import computed_inputs
 from tests.references import reference_late_chunking
 
 DOCUMENT = (
@@ -73,16 +74,24 @@ def test_long_document_matches_the_reference(minilm_server, reference_model) -> 
 
 
 def test_naive_chunks_equal_plain_embeddings(minilm_server) -> None:  # type: ignore[no-untyped-def]
+    # Cache off throughout: with the default cache the plain request would be answered with the
+    # naive chunks' own vectors (same model, same token ids), and compared with itself.
+    sentences = {"kind": "sentences", "max_tokens": 24}
+    before = computed_inputs(minilm_server)
     body = minilm_server.post(
-        "/v1/documents/embeddings",
-        {"input": DOCUMENT, "chunking": {"kind": "sentences", "max_tokens": 24}, "late_chunking": False},
+        "/v1/documents/embeddings", {"input": DOCUMENT, "chunking": sentences, "late_chunking": False, "cache": False}
     ).json()
     chunks = chunks_of(body)
-    plain = minilm_server.embed([chunk["text"] for chunk in chunks])
+    assert computed_inputs(minilm_server) - before == len(chunks) >= 3
+    before = computed_inputs(minilm_server)
+    plain = minilm_server.embed([chunk["text"] for chunk in chunks], cache=False)
+    assert computed_inputs(minilm_server) - before == len(chunks)
     np.testing.assert_allclose(vectors(chunks), plain, atol=1e-5)
+    before = computed_inputs(minilm_server)
     late = vectors(chunks_of(minilm_server.post(
-        "/v1/documents/embeddings", {"input": DOCUMENT, "chunking": {"kind": "sentences", "max_tokens": 24}}
+        "/v1/documents/embeddings", {"input": DOCUMENT, "chunking": sentences, "cache": False}
     ).json()))  # fmt: skip
+    assert computed_inputs(minilm_server) - before == 1  # the whole document, one window
     assert cosine_rows(late, plain).min() < 0.99  # context changes the vectors
 
 

@@ -11,7 +11,7 @@ import tiktoken
 import torch
 
 from tests.conftest import cosine_rows
-from tests.helpers import vectors_of
+from tests.helpers import computed_inputs, vectors_of
 
 SENTENCES = [
     "A girl is styling her hair.",
@@ -21,6 +21,7 @@ SENTENCES = [
     "東京は日本の首都です。",
     "emoji 😀 and combining é marks",
 ]
+BATCHES = "embed_inference_duration_seconds_count"  # batches the engine ran
 
 
 @pytest.fixture(scope="module")
@@ -98,9 +99,18 @@ def test_reject_mode_explains_how_to_send_text(start_server) -> None:  # type: i
 
 
 def test_batch_equals_one_by_one(minilm_server, stsb_test) -> None:  # type: ignore[no-untyped-def]
-    texts = [pair[0] for pair in stsb_test[:100]]
-    together = minilm_server.embed(texts)
-    alone = np.concatenate([minilm_server.embed(text) for text in texts])
+    # Cache off: the default cache would answer the one-by-one requests with the batch's own
+    # vectors. Distinct texts: duplicates in one request are computed once.
+    texts = list(dict.fromkeys(pair[0] for pair in stsb_test))[:100]
+    model = "all-MiniLM-L6-v2"
+    before = computed_inputs(minilm_server)
+    together = minilm_server.embed(texts, cache=False)
+    assert computed_inputs(minilm_server) - before == len(texts)
+    before, batches = computed_inputs(minilm_server), minilm_server.metric(BATCHES, model=model)
+    alone = np.concatenate([minilm_server.embed(text, cache=False) for text in texts])
+    # Each text computed again, each in a batch of its own.
+    assert computed_inputs(minilm_server) - before == len(texts)
+    assert minilm_server.metric(BATCHES, model=model) - batches == len(texts)
     assert together.shape == (100, 384)
     assert cosine_rows(together, alone).min() > 0.99999
     np.testing.assert_allclose(together, alone, atol=2e-5)

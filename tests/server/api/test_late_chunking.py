@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import cosine_rows
+from tests.helpers import computed_inputs
 from tests.references import reference_late_chunking
 
 BERLIN = [
@@ -94,16 +95,22 @@ def test_document_size_limit(start_server) -> None:  # type: ignore[no-untyped-d
 
 
 def test_long_document_interleaves_with_short_requests(start_server) -> None:  # type: ignore[no-untyped-def]
-    server = start_server()  # CPU default budget: 2,048 tokens, 8 windows of 256 per batch
+    # No result cache: it would answer every repeated "short" at once, never queued, and the
+    # latencies below would say nothing about the scheduler.
+    server = start_server(local_cache_mb=0)  # CPU default budget: 2,048 tokens, 8 windows of 256 per batch
     words = [f"w{i % 997}" for i in range(30_000)]
     chunks = [" ".join(words[i : i + 500]) + " " for i in range(0, len(words), 500)]  # ~60k tokens
     done: dict[str, float] = {}
     for _ in range(3):  # first-call costs (new shapes) are not what this test is about
         assert httpx.post(server.url + "/v1/embeddings", json={"input": "short"}, timeout=60).status_code == 200
+    computed_before = computed_inputs(server)
 
     def long_request() -> None:
         started = time.perf_counter()
-        response = server.post("/v1/embeddings", {"input": chunks, "late_chunking": True, "encoding_format": "base64"})
+        response = server.post(
+            "/v1/embeddings",
+            {"input": chunks, "late_chunking": True, "window_overlap": 0, "encoding_format": "base64"},
+        )
         assert response.status_code == 200 and len(response.json()["data"]) == len(chunks)
         done["long"] = time.perf_counter() - started
         done["tokens"] = response.json()["usage"]["prompt_tokens"]
@@ -121,6 +128,9 @@ def test_long_document_interleaves_with_short_requests(start_server) -> None:  #
         latencies.append(time.perf_counter() - started)
     thread.join()
     assert len(latencies) >= 3, "the document finished before the short requests were sent"
+    # The engine computed every window (no overlap: 256 tokens each) and every short request.
+    windows = -(-int(done["tokens"]) // 256)
+    assert computed_inputs(server) - computed_before == windows + len(latencies)
     # A short request waits for the batch of windows running when it arrives, then runs on its
     # own: not behind the batch prepared meanwhile, nor inside a batch of windows.
     batch_s = done["long"] / (done["tokens"] / 2048)

@@ -11,6 +11,7 @@ import torch
 from models.catalog import find_card
 from models.sources import resolve_source
 from tests.conftest import cosine_rows
+from tests.helpers import computed_inputs
 from tests.server.api.conftest import INSTRUCTION_TEMPLATE, QUERY_PROMPT
 
 
@@ -109,9 +110,17 @@ def test_normalize_field(multi_server) -> None:  # type: ignore[no-untyped-def]
 def test_real_causal_decoder_gguf(start_server) -> None:  # type: ignore[no-untyped-def]
     server = start_server(model=["smollm2-135m"])
     texts = ["The quick brown fox.", "A considerably longer sentence, to force padding in the batch.", "ok"]
-    batch = server.embed(texts, model="smollm2-135m")
+    served = find_card("smollm2-135m").name  # metrics carry the served name, not the alias
+    before = computed_inputs(server, served)
+    batch = server.embed(texts, model="smollm2-135m", cache=False)
     assert batch.shape == (3, 576)
-    one_by_one = np.concatenate([server.embed([text], model="smollm2-135m") for text in texts])
+    assert computed_inputs(server, served) - before == len(texts)
+    # Cache off, or the cache would answer the one-by-one requests with the batch's vectors.
+    before = computed_inputs(server, served)
+    batches = server.metric("embed_inference_duration_seconds_count", model=served)
+    one_by_one = np.concatenate([server.embed([text], model="smollm2-135m", cache=False) for text in texts])
+    assert computed_inputs(server, served) - before == len(texts)  # each computed again, alone
+    assert server.metric("embed_inference_duration_seconds_count", model=served) - batches == len(texts)
     assert cosine_rows(batch, one_by_one).min() > 0.99999
     # Reference: the same GGUF weights through stock transformers, one unpadded sequence,
     # last position after the appended EOS.

@@ -196,8 +196,8 @@ def test_short_request_does_not_wait_for_a_huge_one(loop) -> None:  # type: igno
     assert q.take() == huge[:2]
     short = items_of(loop, 5)
     q.put(short)
-    assert short[0] in q.take()  # the very next batch serves it
-    assert q.take() == huge[3:5]
+    assert q.take() == short  # the very next batch serves it, alone: no bulk input delays it
+    assert q.take() == huge[2:4]
 
 
 def test_two_large_requests_alternate(loop) -> None:  # type: ignore[no-untyped-def]
@@ -221,3 +221,59 @@ def test_claim_takes_its_share_of_the_queue(loop) -> None:  # type: ignore[no-un
     assert len(q.claim(share=2)) == 5  # another idle replica takes the rest
     assert len(q.claim(share=3)) == 2  # ceil(5 / 3)
     assert len(q.claim()) == 3
+
+
+def test_tenants_take_turns_before_requests_do(loop) -> None:  # type: ignore[no-untyped-def]
+    # Tenant "ingest" has 16 requests of 8 long inputs queued; tenant "search" sends one query.
+    q = queue(max_batch_tokens=800, max_batch_size=8)
+
+    def request(tenant: str, *lengths: int) -> list[QueuedInput]:
+        pending = PendingRequest(loop, len(lengths), tenant)
+        return [QueuedInput(EngineInput([1] * n), pending, slot, n) for slot, n in enumerate(lengths)]
+
+    for _ in range(16):
+        q.put(request("ingest", *[100] * 8))
+    assert all(item.request.tenant == "ingest" for item in q.take())  # the oldest tenant leads
+    q.put(request("search", 100))
+    second = q.take()
+    assert "search" in {item.request.tenant for item in second}  # next turn, not behind 15 requests
+    # Within one tenant, requests still take turns in arrival order.
+    assert [item.request for item in second if item.request.tenant == "ingest"]
+
+
+def test_one_tenant_keeps_request_turns(loop) -> None:  # type: ignore[no-untyped-def]
+    q = queue(max_batch_tokens=20, max_batch_size=2)
+    first = items_of(loop, 10, 10, 10, 10)
+    q.put(first)
+    q.take()
+    late = items_of(loop, 10)
+    q.put(late)
+    assert q.take()[0].request is late[0].request  # the served request goes behind the newcomer
+
+
+def test_small_requests_share_batches_but_not_with_bulk_inputs(loop) -> None:  # type: ignore[no-untyped-def]
+    q = queue(max_batch_tokens=200)
+    bulk = items_of(loop, *[10] * 40)
+    q.put(bulk)
+    queries = [items_of(loop, 10)[0] for _ in range(5)]
+    for query in queries:
+        q.put([query])
+    assert q.take() == bulk[:20]  # the bulk request's turn: its own inputs first, the budget is full
+    assert q.take() == queries  # the queries' turn: together, and no bulk input in their batch
+    assert q.take() == bulk[20:]
+
+
+def test_tokens_ahead_of_a_new_request_follow_tenant_turns(loop) -> None:  # type: ignore[no-untyped-def]
+    q = queue(max_queue_tokens=100_000)
+
+    def request(tenant: str, *lengths: int) -> list[QueuedInput]:
+        pending = PendingRequest(loop, len(lengths), tenant)
+        return [QueuedInput(EngineInput([1] * n), pending, slot, n) for slot, n in enumerate(lengths)]
+
+    q.put(request("ingest", *[100] * 50))  # 5,000 tokens
+    assert q.tokens_ahead("ingest", 10) == 5_010  # its own queue first
+    assert q.tokens_ahead("search", 10) == 20  # one turn of the other tenant, then its own
+    q.put(request("search", *[100] * 3))
+    assert q.tokens_ahead("search", 100) == 400 + 400
+    q.take()
+    assert q.tokens_ahead("other", 0) == 0 and q.queued_tokens == sum(q._tenant_tokens.values())

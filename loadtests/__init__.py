@@ -1,0 +1,1 @@
+"""Benchmarks, the late-chunking evaluation and the deployment-sizing tool (`python -m loadtests`)."""

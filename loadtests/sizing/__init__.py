@@ -1,0 +1,1 @@
+"""Deployment sizing: scenarios, open-loop steps, the knee of the latency curve, and the report."""

@@ -78,17 +78,33 @@ class ServerFactory:
             server.stop()
 
 
-@pytest.fixture(scope="session")
+# Each server holds a replica process of its own (hundreds of MB): a test's servers stop when the
+# test ends, a module fixture's when the module ends; only minilm_server lives for the session.
+@pytest.fixture
 def start_server() -> Iterator[ServerFactory]:
     factory = ServerFactory()
     yield factory
     factory.close()
 
 
+@pytest.fixture(scope="module")
+def module_servers() -> Iterator[ServerFactory]:
+    factory = ServerFactory()
+    yield factory
+    factory.close()
+
+
 @pytest.fixture(scope="session")
-def minilm_server(start_server: ServerFactory) -> RunningServer:
+def session_servers() -> Iterator[ServerFactory]:
+    factory = ServerFactory()
+    yield factory
+    factory.close()
+
+
+@pytest.fixture(scope="session")
+def minilm_server(session_servers: ServerFactory) -> RunningServer:
     """The default model at float32 with default settings."""
-    return start_server()
+    return session_servers()
 
 
 def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:

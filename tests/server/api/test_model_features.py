@@ -16,8 +16,8 @@ from tests.server.api.conftest import INSTRUCTION_TEMPLATE, QUERY_PROMPT
 
 
 @pytest.fixture(scope="module")
-def multi_server(start_server, card_files):  # type: ignore[no-untyped-def]
-    return start_server(model=["all-MiniLM-L6-v2", str(card_files["tiny-qwen3"]), str(card_files["tiny-bert"])])
+def multi_server(module_servers, card_files):  # type: ignore[no-untyped-def]
+    return module_servers(model=["all-MiniLM-L6-v2", str(card_files["tiny-qwen3"]), str(card_files["tiny-bert"])])
 
 
 def test_several_models_in_one_process(multi_server, st_minilm) -> None:  # type: ignore[no-untyped-def]

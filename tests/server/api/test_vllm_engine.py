@@ -18,13 +18,13 @@ CHUNKS = ["Berlin is the capital of Germany. ", "Its population is 3.8 million. 
 
 
 @pytest.fixture(scope="module")
-def vllm_minilm(start_server):  # type: ignore[no-untyped-def]
-    return start_server(engine="vllm", cache_hits_header=True)
+def vllm_minilm(module_servers):  # type: ignore[no-untyped-def]
+    return module_servers(engine="vllm", cache_hits_header=True)
 
 
 @pytest.fixture(scope="module")
-def torch_minilm(start_server):  # type: ignore[no-untyped-def]
-    return start_server(engine="torch", cache_hits_header=True)
+def torch_minilm(module_servers):  # type: ignore[no-untyped-def]
+    return module_servers(engine="torch", cache_hits_header=True)
 
 
 @pytest.mark.parametrize("encoding_format", ["float", "base64"])
